@@ -1,0 +1,156 @@
+"""Profiles, device choice, seeding and the course's paths.
+
+A profile fixes the dataset, model size, training budget and sample counts, so
+that one notebook serves a CI smoke run, a laptop and a GPU.  It is chosen by
+the ``UNLEARN_PROFILE`` environment variable; without it the default is ``gpu``
+when CUDA is available and ``cpu`` otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a notebook needs to size its experiments."""
+
+    name: str
+    meant_for: str
+    datasets: tuple[str, ...]
+    """Datasets in order of preference: the first one available is used."""
+    arch: str
+    width: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    n_train: int | None
+    """Training images used (a fixed random subset); ``None`` for all."""
+    n_test: int | None
+    """Test images used (a fixed random subset); ``None`` for all."""
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        meant_for="CI and nbval: every notebook in seconds",
+        datasets=("digits",),
+        arch="resnet18",
+        width=8,
+        epochs=15,
+        batch_size=64,
+        lr=0.05,
+        weight_decay=5e-4,
+        n_train=None,
+        n_test=None,
+    ),
+    "cpu": Profile(
+        name="cpu",
+        meant_for="a laptop and `make course`: each notebook in minutes",
+        datasets=("fashion-mnist", "digits"),
+        arch="resnet18",
+        width=16,
+        epochs=6,
+        batch_size=128,
+        lr=0.1,
+        weight_decay=5e-4,
+        n_train=10_000,
+        n_test=2_000,
+    ),
+    "gpu": Profile(
+        name="gpu",
+        meant_for="Colab or a GPU box: each notebook in minutes on a T4",
+        datasets=("cifar10", "fashion-mnist", "digits"),
+        arch="resnet18",
+        width=64,
+        epochs=18,
+        batch_size=512,
+        lr=0.2,
+        weight_decay=5e-4,
+        n_train=None,
+        n_test=None,
+    ),
+}
+
+REPOSITORY = "unlearning-course/machine-unlearning"
+"""The course's GitHub repository (owner/name): Colab badges and the notebooks' set-up cells point at it."""
+
+PROFILE_ENV = "UNLEARN_PROFILE"
+DATASET_ENV = "UNLEARN_DATASET"
+DEVICE_ENV = "UNLEARN_DEVICE"
+ROOT_ENV = "UNLEARN_ROOT"
+
+
+def profile_named(name: str) -> Profile:
+    """The profile called ``name``; a clear error lists the valid names otherwise."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(sorted(PROFILES))}") from None
+
+
+def choose_profile(name: str | None = None) -> tuple[Profile, str]:
+    """The profile to use and the reason it was chosen.
+
+    An explicit ``name`` wins, then ``UNLEARN_PROFILE``, then ``gpu`` when CUDA
+    is available and ``cpu`` otherwise.
+    """
+    if name is not None:
+        return profile_named(name), "asked for by name"
+    from_env = os.environ.get(PROFILE_ENV, "").strip()
+    if from_env:
+        return profile_named(from_env), f"{PROFILE_ENV}={from_env}"
+    if torch.cuda.is_available():
+        return PROFILES["gpu"], f"default: CUDA is available and {PROFILE_ENV} is unset"
+    return PROFILES["cpu"], f"default: no CUDA and {PROFILE_ENV} is unset"
+
+
+def choose_device(name: str | None = None) -> torch.device:
+    """The compute device: ``name``, else ``UNLEARN_DEVICE``, else CUDA when present, else CPU."""
+    name = name or os.environ.get(DEVICE_ENV, "").strip() or None
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's random generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def root_dir() -> Path:
+    """The course's root folder: ``UNLEARN_ROOT``, else the checkout holding this package, else the cwd."""
+    from_env = os.environ.get(ROOT_ENV, "").strip()
+    if from_env:
+        return Path(from_env).expanduser().resolve()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "notebooks").is_dir():
+        return checkout
+    return Path.cwd()
+
+
+def data_dir() -> Path:
+    """Where datasets are downloaded to and read from."""
+    return root_dir() / "data"
+
+
+def checkpoint_dir() -> Path:
+    """Where the checkpoint cache keeps trained models."""
+    return root_dir() / "checkpoints"
+
+
+def build_dir() -> Path:
+    """Where executed notebooks, results and slides are written."""
+    return root_dir() / "build"
