@@ -1,0 +1,127 @@
+"""Batches sliced from device-resident uint8 tensors, augmented on the device, whole batches at once.
+
+A conventional pipeline decodes and transforms one PIL image at a time in
+worker processes; here every step is one tensor operation over a whole batch,
+on the GPU when there is one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from .data import Split
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random training augmentation; each field off by default."""
+
+    crop_padding: int = 0
+    """Pad by this many zero pixels on each side, then crop back to size at a random offset."""
+    flip: bool = False
+    """Mirror left-right with probability 1/2."""
+    rotate_degrees: float = 0.0
+    """Rotate by an angle drawn uniformly from [-rotate_degrees, rotate_degrees]."""
+
+    def __post_init__(self) -> None:
+        if self.crop_padding < 0:
+            raise ValueError(f"crop_padding must be >= 0, got {self.crop_padding}")
+        if not 0 <= self.rotate_degrees <= 180:
+            raise ValueError(f"rotate_degrees must be in [0, 180], got {self.rotate_degrees}")
+
+
+def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each image zero-padded by ``padding`` and cropped back to its size at its own random offset."""
+    if padding == 0:
+        return images
+    n, c, h, w = images.shape
+    device = images.device
+    padded = F.pad(images, (padding, padding, padding, padding))
+    dy = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=device)
+    dx = torch.randint(0, 2 * padding + 1, (n, 1), generator=generator, device=device)
+    rows = (dy + torch.arange(h, device=device))[:, None, :, None]
+    cols = (dx + torch.arange(w, device=device))[:, None, None, :]
+    batch = torch.arange(n, device=device)[:, None, None, None]
+    channel = torch.arange(c, device=device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
+def random_flip(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each image mirrored left-right with probability 1/2."""
+    mirror = torch.rand(len(images), generator=generator, device=images.device) < 0.5
+    return torch.where(mirror[:, None, None, None], images.flip(-1), images)
+
+
+def random_rotate(images: torch.Tensor, degrees: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each image rotated about its centre by its own angle in [-degrees, degrees] (bilinear, zero fill)."""
+    if degrees == 0:
+        return images
+    n = len(images)
+    u = torch.rand(n, generator=generator, device=images.device)
+    angle = (2 * u - 1) * math.radians(degrees)
+    cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    rotated = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return rotated.round_().clamp_(0, 255).to(images.dtype)
+
+
+def augment(images: torch.Tensor, augmentation: Augmentation, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A randomly augmented copy of a batch of uint8 images ``[N, C, H, W]``: rotate, crop, then flip."""
+    images = random_rotate(images, augmentation.rotate_degrees, generator)
+    images = random_crop(images, augmentation.crop_padding, generator)
+    if augmentation.flip:
+        images = random_flip(images, generator)
+    return images
+
+
+def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 images to float32: divided by 255, then standardised per channel with ``mean`` and ``std``."""
+    scale = 255 * std.to(images.device)[:, None, None]
+    shift = 255 * mean.to(images.device)[:, None, None]
+    return images.float().sub_(shift).div_(scale)
+
+
+def batches(
+    split: Split,
+    batch_size: int,
+    *,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    shuffle: bool = False,
+    augmentation: Augmentation | None = None,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+    channels_last: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Normalised float batches ``(x, y)`` of ``split``, sliced and augmented on its device.
+
+    ``shuffle`` draws a new order from ``generator`` (which must live on the
+    split's device); ``drop_last`` drops a final partial batch when there is at
+    least one full one; ``channels_last`` returns ``x`` in that memory format.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    n = len(split)
+    order = torch.randperm(n, generator=generator, device=split.device) if shuffle else None
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for start in range(0, stop, batch_size):
+        if order is None:
+            images = split.images[start : start + batch_size]
+            labels = split.labels[start : start + batch_size]
+        else:
+            index = order[start : start + batch_size]
+            images, labels = split.images[index], split.labels[index]
+        if augmentation is not None:
+            images = augment(images, augmentation, generator)
+        x = normalise(images, mean, std)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        yield x, labels

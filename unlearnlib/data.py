@@ -1,0 +1,509 @@
+"""Datasets, held on the compute device as uint8 tensors.
+
+``load(name)`` returns an :class:`ImageData` with a training and a test
+:class:`Split`, each one uint8 image tensor of shape ``[N, C, H, W]`` and one
+int64 label tensor, both on the device.  Batching and augmentation happen on
+that device too (see :mod:`unlearnlib.batching`).
+
+Sources: CIFAR-10 and CIFAR-100 (torchvision's on-disk format), MNIST and
+Fashion-MNIST (idx files, from ``data/`` or, for Fashion-MNIST, from Debian's
+``dataset-fashion-mnist`` package), each downloaded from torchvision's mirrors
+into ``data/`` with its checksum verified; and scikit-learn's digits, which
+ship with scikit-learn and need no network.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pickle
+import struct
+import tarfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import config
+from .batching import Augmentation, batches
+
+DOWNLOAD_TIMEOUT = 10.0
+"""Seconds a download may wait for the network before it gives up."""
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+class DatasetUnavailable(RuntimeError):
+    """A dataset is neither on disk nor downloadable (offline, or a corrupt download)."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset is: its classes, image shape and standard augmentation."""
+
+    name: str
+    classes: tuple[str, ...]
+    channels: int
+    size: int
+    augmentation: Augmentation
+    """The training augmentation: random crop with padding, and flips where they keep the meaning."""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def class_index(self, cls: int | str) -> int:
+        """The index of a class given by index or by name; a clear error for unknown classes."""
+        if isinstance(cls, str):
+            if cls not in self.classes:
+                raise ValueError(f"unknown class {cls!r} for {self.name}; choose one of {list(self.classes)}")
+            return self.classes.index(cls)
+        index = int(cls)
+        if not 0 <= index < self.num_classes:
+            raise ValueError(f"unknown class {cls!r} for {self.name}: classes are 0..{self.num_classes - 1}")
+        return index
+
+
+@dataclass
+class Split:
+    """One split of a dataset: uint8 images ``[N, C, H, W]`` and int64 labels ``[N]`` on one device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(
+                f"images must be a uint8 tensor [N, C, H, W], got {self.images.dtype} "
+                f"of shape {tuple(self.images.shape)}"
+            )
+        if self.labels.shape != (len(self.images),):
+            raise ValueError(f"{len(self.images)} images but labels of shape {tuple(self.labels.shape)}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def subset(self, indices: torch.Tensor) -> Split:
+        """The examples at ``indices``, in that order."""
+        indices = torch.as_tensor(indices, dtype=torch.long, device=self.device)
+        return Split(self.images[indices], self.labels[indices])
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass
+class ImageData:
+    """A dataset on the compute device, with the normalisation statistics of its training split."""
+
+    info: DatasetInfo
+    train: Split
+    test: Split
+    train_ids: torch.Tensor
+    """For each training example, its index in the full training set (on the CPU)."""
+    source: str
+    """Where the data was read from."""
+    mean: torch.Tensor = field(init=False)
+    std: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        pixels = self.train.images.float().div_(255)
+        self.mean = pixels.mean(dim=(0, 2, 3))
+        self.std = pixels.std(dim=(0, 2, 3))
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.device
+
+    def batches(self, split: Split, batch_size: int, **options):
+        """Normalised batches ``(x, y)`` of ``split``; options as :func:`unlearnlib.batching.batches`."""
+        return batches(split, batch_size, mean=self.mean, std=self.std, **options)
+
+    def describe(self) -> str:
+        c, s = self.info.channels, self.info.size
+        return (
+            f"{self.info.name}: {len(self.train)} training and {len(self.test)} test images, "
+            f"{c}x{s}x{s}, {self.info.num_classes} classes, on {self.device} (from {self.source})"
+        )
+
+
+def check_indices(indices, n: int, what: str = "indices") -> torch.Tensor:
+    """``indices`` as a sorted int64 CPU tensor, after checking they are valid positions in ``range(n)``.
+
+    Raises a ``ValueError`` naming the problem when they are empty, not whole
+    numbers, out of range, or repeated.
+    """
+    tensor = torch.as_tensor(indices).cpu()
+    if tensor.dim() != 1:
+        raise ValueError(f"{what} must be one-dimensional, got shape {tuple(tensor.shape)}")
+    if len(tensor) == 0:
+        raise ValueError(f"{what} are empty")
+    if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+        raise ValueError(f"{what} must be integers, got {tensor.dtype}")
+    tensor = tensor.to(torch.int64)
+    low, high = tensor.min().item(), tensor.max().item()
+    if low < 0 or high >= n:
+        bad = low if low < 0 else high
+        raise ValueError(f"{what} out of range: {bad} is not in 0..{n - 1}")
+    tensor = tensor.sort().values
+    repeated = tensor[1:][tensor[1:] == tensor[:-1]]
+    if len(repeated):
+        raise ValueError(f"{what} are duplicated: {repeated.unique()[:5].tolist()} appear more than once")
+    return tensor
+
+
+# --------------------------------------------------------------------------- reading files
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An array of unsigned bytes from an idx file (MNIST's format), gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        raw = fh.read()
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
+        raise ValueError(f"{path} is not an idx file of unsigned bytes")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    values = np.frombuffer(raw, dtype=np.uint8, offset=header)
+    if values.size != int(np.prod(dims)):
+        raise ValueError(f"{path} is truncated: expected {dims}, found {values.size} bytes")
+    return values.reshape(dims)
+
+
+def _unpickle(path: Path) -> dict:
+    with open(path, "rb") as fh:
+        return pickle.load(fh, encoding="latin1")
+
+
+def md5_of(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- downloading
+
+
+def download(url: str, path: Path, md5: str, *, timeout: float = DOWNLOAD_TIMEOUT) -> Path:
+    """Fetch ``url`` to ``path`` unless a file with checksum ``md5`` is already there.
+
+    A corrupt file (wrong checksum) is removed and fetched again once; a second
+    failure, or no network within ``timeout`` seconds, raises :class:`DatasetUnavailable`.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        if path.exists():
+            if md5_of(path) == md5:
+                return path
+            path.unlink()
+        partial = path.with_name(path.name + ".part")
+        try:
+            request = urllib.request.Request(url, headers={"User-Agent": "unlearnlib"})
+            with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, "wb") as fh:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=path.name, leave=False) as bar:
+                    for chunk in iter(lambda: response.read(1 << 16), b""):
+                        fh.write(chunk)
+                        bar.update(len(chunk))
+        except (urllib.error.URLError, OSError) as err:
+            partial.unlink(missing_ok=True)
+            raise DatasetUnavailable(f"could not download {url}: {err}") from err
+        os.replace(partial, path)
+    if md5_of(path) != md5:
+        path.unlink()
+        raise DatasetUnavailable(f"{url} arrived corrupt twice (checksum mismatch); try again later")
+    return path
+
+
+def url_reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether ``url`` answers a HEAD request with success within ``timeout`` seconds."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        return True
+    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "unlearnlib"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status < 400
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+# --------------------------------------------------------------------------- sources
+
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]
+"""train images [N, C, H, W], train labels, test images, test labels, source description."""
+
+
+class _Source(Protocol):
+    url: str | None
+    """Where the dataset is downloaded from; ``None`` when it needs no download."""
+
+    def local(self, root: Path) -> bool: ...
+
+    def fetch(self, root: Path) -> None: ...
+
+    def read(self, root: Path) -> Arrays: ...
+
+
+@dataclass(frozen=True)
+class _Cifar:
+    folder: str
+    url: str
+    archive: str
+    md5: str
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
+    label_key: str
+
+    def local(self, root: Path) -> bool:
+        base = root / self.folder
+        return all((base / f).is_file() for f in self.train_files + self.test_files)
+
+    def fetch(self, root: Path) -> None:
+        archive = download(self.url, root / self.archive, self.md5)
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(root, filter="data")
+
+    def read(self, root: Path) -> Arrays:
+        def part(files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+            batches = [_unpickle(root / self.folder / f) for f in files]
+            images = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32)
+            labels = np.concatenate([np.asarray(b[self.label_key]) for b in batches])
+            return images.astype(np.uint8), labels.astype(np.int64)
+
+        return (*part(self.train_files), *part(self.test_files), str(root / self.folder))
+
+
+@dataclass(frozen=True)
+class _Idx:
+    folder: str
+    mirrors: tuple[str, ...]
+    files: tuple[tuple[str, str], ...]
+    """(file name, md5) of train images, train labels, test images, test labels."""
+    system_dir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return self.mirrors[0] + self.files[0][0]
+
+    def _dirs(self, root: Path) -> list[Path]:
+        dirs = [root / self.folder / "raw"]
+        return dirs + ([self.system_dir] if self.system_dir else [])
+
+    def _find(self, directory: Path) -> list[Path] | None:
+        found = []
+        for name, _ in self.files:
+            options = [directory / name, directory / name.removesuffix(".gz")]
+            match = next((p for p in options if p.is_file()), None)
+            if match is None:
+                return None
+            found.append(match)
+        return found
+
+    def local(self, root: Path) -> bool:
+        return any(self._find(d) for d in self._dirs(root))
+
+    def fetch(self, root: Path) -> None:
+        errors = []
+        for mirror in self.mirrors:
+            try:
+                for name, md5 in self.files:
+                    download(mirror + name, root / self.folder / "raw" / name, md5)
+                return
+            except DatasetUnavailable as err:
+                errors.append(str(err))
+        raise DatasetUnavailable("; ".join(errors))
+
+    def read(self, root: Path) -> Arrays:
+        paths = next(p for p in map(self._find, self._dirs(root)) if p)
+        x_train, y_train, x_test, y_test = (read_idx(p) for p in paths)
+        return (
+            x_train[:, None].copy(),
+            y_train.astype(np.int64),
+            x_test[:, None].copy(),
+            y_test.astype(np.int64),
+            str(paths[0].parent),
+        )
+
+
+class _Digits:
+    """scikit-learn's 8x8 digits, split 80/20 (stratified, fixed) into train and test."""
+
+    url = None
+
+    def local(self, root: Path) -> bool:
+        return True
+
+    def fetch(self, root: Path) -> None:
+        pass
+
+    def read(self, root: Path) -> Arrays:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        digits = load_digits()
+        images = np.rint(digits.images * (255 / 16)).astype(np.uint8)[:, None]
+        x_train, x_test, y_train, y_test = train_test_split(
+            images, digits.target.astype(np.int64), test_size=0.2, stratify=digits.target, random_state=0
+        )
+        return x_train, y_train, x_test, y_test, "scikit-learn's bundled digits"
+
+
+_torchvision_cifar10 = (
+    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    "cifar-10-python.tar.gz",
+    "c58f30108f718f92721af3b95e74349a",
+)
+_torchvision_cifar100 = (
+    "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+    "cifar-100-python.tar.gz",
+    "eb9058c3a382ffc7106e4002c42a8d85",
+)
+
+_SOURCES: dict[str, _Source] = {
+    "cifar10": _Cifar(
+        "cifar-10-batches-py",
+        *_torchvision_cifar10,
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        "labels",
+    ),
+    "cifar100": _Cifar("cifar-100-python", *_torchvision_cifar100, ("train",), ("test",), "fine_labels"),
+    "mnist": _Idx(
+        "MNIST",
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+        (
+            ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+            ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+            ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+            ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+        ),
+    ),
+    "fashion-mnist": _Idx(
+        "FashionMNIST",
+        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        (
+            ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+            ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+            ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+            ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
+        ),
+        system_dir=DEBIAN_FASHION_MNIST,
+    ),
+    "digits": _Digits(),
+}
+
+_CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+_FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+_DIGIT_CLASSES = tuple(str(i) for i in range(10))
+
+
+def _cifar100_classes(root: Path) -> tuple[str, ...]:
+    meta = root / "cifar-100-python" / "meta"
+    if meta.is_file():
+        return tuple(_unpickle(meta)["fine_label_names"])
+    return tuple(f"class {i}" for i in range(100))
+
+
+INFO: dict[str, Callable[[Path], DatasetInfo]] = {
+    "cifar10": lambda root: DatasetInfo("cifar10", _CIFAR10_CLASSES, 3, 32, Augmentation(4, True)),
+    "cifar100": lambda root: DatasetInfo("cifar100", _cifar100_classes(root), 3, 32, Augmentation(4, True)),
+    "mnist": lambda root: DatasetInfo("mnist", _DIGIT_CLASSES, 1, 28, Augmentation(3, False)),
+    "fashion-mnist": lambda root: DatasetInfo("fashion-mnist", _FASHION_CLASSES, 1, 28, Augmentation(3, True)),
+    "digits": lambda root: DatasetInfo("digits", _DIGIT_CLASSES, 1, 8, Augmentation(1, False)),
+}
+"""Each dataset's description; digits are not flipped, since a flipped digit is another symbol."""
+
+DATASETS: tuple[str, ...] = tuple(_SOURCES)
+
+
+def check_dataset_name(name: str) -> str:
+    """``name`` if it names a dataset; a clear error listing the valid names otherwise."""
+    if name not in _SOURCES:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return name
+
+
+def availability(name: str, root: Path | None = None) -> tuple[bool, str]:
+    """Whether ``name`` can be loaded now (on disk, or its server reachable), and why."""
+    source = _SOURCES[check_dataset_name(name)]
+    root = root or config.data_dir()
+    if source.local(root):
+        return True, "on disk"
+    if source.url and url_reachable(source.url):
+        return True, "downloadable"
+    return False, f"not in {root} and its server is unreachable"
+
+
+def _subset_ids(n_total: int, n: int | None, seed: int) -> torch.Tensor:
+    if n is None or n >= n_total:
+        return torch.arange(n_total)
+    if n <= 0:
+        raise ValueError(f"a subset needs at least one example, got {n}")
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(n_total, generator=generator)[:n].sort().values
+
+
+def load(
+    name: str,
+    *,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    root: Path | None = None,
+) -> ImageData:
+    """Load dataset ``name`` onto ``device``, downloading it into ``data/`` if needed.
+
+    ``n_train`` and ``n_test`` keep a random subset (fixed by ``seed``) of each
+    split.  Offline, a dataset that is not on disk raises
+    :class:`DatasetUnavailable` within seconds, with a message saying what to do.
+    """
+    source = _SOURCES[check_dataset_name(name)]
+    root = Path(root) if root is not None else config.data_dir()
+    device = torch.device(device) if device is not None else config.choose_device()
+    if not source.local(root):
+        if not url_reachable(source.url):
+            raise DatasetUnavailable(
+                f"{name} is not in {root} and {urllib.parse.urlsplit(source.url).hostname} cannot be reached "
+                f"(offline?). Copy the dataset into {root} in torchvision's layout, or choose another "
+                f"dataset ({config.DATASET_ENV}=digits always works)."
+            )
+        source.fetch(root)
+    x_train, y_train, x_test, y_test, where = source.read(root)
+    train_ids = _subset_ids(len(y_train), n_train, seed)
+    test_ids = _subset_ids(len(y_test), n_test, seed + 1)
+    train = Split(torch.from_numpy(x_train)[train_ids], torch.from_numpy(y_train)[train_ids])
+    test = Split(torch.from_numpy(x_test)[test_ids], torch.from_numpy(y_test)[test_ids])
+    return ImageData(
+        info=INFO[name](root),
+        train=train.to(device),
+        test=test.to(device),
+        train_ids=train_ids,
+        source=where,
+    )
