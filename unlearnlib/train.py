@@ -1,0 +1,283 @@
+"""The training loop and evaluation.
+
+SGD with momentum (or Adam), a one-cycle or cosine learning-rate schedule,
+optional label smoothing; on CUDA, mixed precision and channels_last.  Data
+comes from device-resident tensors through :mod:`unlearnlib.batching`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import Profile
+from .data import ImageData, Split, check_dataset_name
+from .models import ARCHITECTURES, build_model
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("onecycle", "cosine", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a trained model, given its training data."""
+
+    dataset: str
+    arch: str = "resnet18"
+    width: int = 64
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    """Peak learning rate (one-cycle) or initial learning rate (cosine, constant)."""
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"
+    label_smoothing: float = 0.0
+    augment: bool = True
+    seed: int = 0
+    """Seeds the initial weights, the batch order and the augmentation."""
+
+    def __post_init__(self) -> None:
+        check_dataset_name(self.dataset)
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown model {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        for name in ("width", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ValueError("weight_decay must be >= 0 and momentum in [0, 1)")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}")
+        return cls(**values)
+
+
+def original_config(profile: Profile, dataset: str, seed: int = 0) -> TrainConfig:
+    """The configuration of the course's original model under ``profile``: every notebook shares it."""
+    return TrainConfig(
+        dataset=dataset,
+        arch=profile.arch,
+        width=profile.width,
+        epochs=profile.epochs,
+        batch_size=profile.batch_size,
+        lr=profile.lr,
+        weight_decay=profile.weight_decay,
+        seed=seed,
+    )
+
+
+@dataclass
+class History:
+    """Per-epoch training curves."""
+
+    epoch: list[int] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    """Training time of each epoch, evaluation excluded."""
+
+    def append(self, **values: float) -> None:
+        for name, value in values.items():
+            getattr(self, name).append(value)
+
+    def to_dict(self) -> dict[str, list]:
+        return asdict(self)
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.to_dict()).set_index("epoch")
+
+
+@dataclass
+class Evaluation:
+    """A model's outputs on a split: logits, labels and per-example losses (on the CPU)."""
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+
+    @property
+    def losses(self) -> torch.Tensor:
+        """Per-example cross-entropy loss."""
+        return F.cross_entropy(self.logits, self.labels, reduction="none")
+
+    @property
+    def predictions(self) -> torch.Tensor:
+        return self.logits.argmax(1)
+
+    @property
+    def accuracy(self) -> float:
+        return (self.predictions == self.labels).float().mean().item()
+
+    def confusion_matrix(self, num_classes: int) -> np.ndarray:
+        """Counts ``[true class, predicted class]``."""
+        flat = self.labels * num_classes + self.predictions
+        return torch.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes).numpy()
+
+    def per_class_accuracy(self, num_classes: int) -> np.ndarray:
+        matrix = self.confusion_matrix(num_classes)
+        with np.errstate(invalid="ignore"):
+            return np.diag(matrix) / matrix.sum(1)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bfloat16 on GPUs that have it, float16 on older ones, nothing (full precision) on CPU."""
+    if device.type != "cuda":
+        return None
+    major, _ = torch.cuda.get_device_capability(device)
+    return torch.bfloat16 if major >= 8 else torch.float16
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, data: ImageData, split: Split, batch_size: int = 1024) -> Evaluation:
+    """Run ``model`` (in eval mode) over ``split``; its mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    dtype = autocast_dtype(data.device)
+    logits = []
+    for x, _ in data.batches(split, batch_size, channels_last=data.device.type == "cuda"):
+        with torch.autocast(data.device.type, dtype=dtype, enabled=dtype is not None):
+            logits.append(model(x).float())
+    model.train(was_training)
+    out = torch.cat(logits) if logits else torch.empty(0, data.info.num_classes)
+    return Evaluation(out.cpu(), split.labels.cpu())
+
+
+def _optimizer_and_schedule(
+    model: nn.Module, config: TrainConfig, steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            nesterov=config.momentum > 0,
+        )
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.schedule == "onecycle":
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=config.lr,
+            total_steps=steps,
+            pct_start=0.25,
+            anneal_strategy="linear",
+            cycle_momentum=False,
+        )
+    elif config.schedule == "cosine":
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    else:
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return optimizer, schedule
+
+
+def fit(
+    model: nn.Module,
+    data: ImageData,
+    config: TrainConfig,
+    indices: torch.Tensor | None = None,
+    *,
+    progress: bool = True,
+) -> History:
+    """Train ``model`` in place on the training examples at ``indices`` (all when ``None``).
+
+    Returns per-epoch curves, with the test set evaluated after every epoch.
+    """
+    device = data.device
+    cuda = device.type == "cuda"
+    model.to(device)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+    split = data.train if indices is None else data.train.subset(indices)
+    if len(split) == 0:
+        raise ValueError("cannot train on an empty set of examples")
+    steps_per_epoch = max(1, len(split) // config.batch_size)
+    optimizer, schedule = _optimizer_and_schedule(model, config, steps_per_epoch * config.epochs)
+    dtype = autocast_dtype(device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    augmentation = data.info.augmentation if config.augment else None
+    history = History()
+    epochs = tqdm(range(1, config.epochs + 1), desc="training", unit="epoch", disable=not progress)
+    for epoch in epochs:
+        model.train()
+        start = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        seen = 0
+        lr = schedule.get_last_lr()[0]
+        for x, y in data.batches(
+            split,
+            config.batch_size,
+            shuffle=True,
+            augmentation=augmentation,
+            generator=generator,
+            drop_last=True,
+            channels_last=cuda,
+        ):
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                logits = model(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            schedule.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+        if cuda:
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - start
+        test = evaluate_model(model, data, data.test)
+        train_loss = loss_sum.item() / seen
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"training diverged at epoch {epoch} (loss {train_loss}); lower lr")
+        history.append(
+            epoch=epoch,
+            lr=lr,
+            train_loss=train_loss,
+            train_accuracy=correct.item() / seen,
+            test_loss=test.losses.mean().item(),
+            test_accuracy=test.accuracy,
+            seconds=seconds,
+        )
+        epochs.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test.accuracy:.3f}")
+    return history
+
+
+def new_model(config: TrainConfig, data: ImageData) -> nn.Module:
+    """A freshly initialised network for ``config`` and ``data``, its weights fixed by ``config.seed``."""
+    return build_model(
+        config.arch,
+        num_classes=data.info.num_classes,
+        in_channels=data.info.channels,
+        width=config.width,
+        seed=config.seed,
+    ).to(data.device)
