@@ -1,0 +1,190 @@
+"""Training throughput: unlearnlib's loop against a conventional torchvision pipeline.
+
+    python -m unlearnlib.bench [--devices cpu cuda] [--arch resnet18] [--width 64] ...
+
+Both loops train the same network, with the same optimizer and batch size, on
+the same CIFAR-shaped images (random pixels and labels: throughput does not
+depend on content), for a warm-up epoch and then the timed ones.
+
+- unlearnlib: :func:`unlearnlib.train.fit`, data held on the device as uint8,
+  crop and flip applied to whole batches there; on CUDA with mixed precision
+  and channels_last.
+- conventional: a ``Dataset`` of PIL images, ``transforms`` (RandomCrop,
+  RandomHorizontalFlip, ToTensor, Normalize) in ``DataLoader`` workers,
+  float32.  On CUDA it is also run with mixed precision and channels_last, so
+  that the data pipeline's share of the difference shows on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+from .data import INFO, ImageData, Split
+from .models import build_model
+from .train import TrainConfig, autocast_dtype, fit
+
+
+def synthetic_cifar(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random 32x32 RGB images ``[N, 32, 32, 3]`` (uint8) and labels in 0..9."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+def unlearnlib_throughput(images: np.ndarray, labels: np.ndarray, config: TrainConfig, device: torch.device) -> float:
+    """Training images per second of :func:`unlearnlib.train.fit`, its first epoch excluded."""
+
+    def to_split(x: np.ndarray, y: np.ndarray) -> Split:
+        return Split(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y)).to(device)
+
+    data = ImageData(
+        info=INFO["cifar10"](None),
+        train=to_split(images, labels),
+        test=to_split(images[: config.batch_size], labels[: config.batch_size]),
+        train_ids=torch.arange(len(labels)),
+        source="synthetic",
+    )
+    model = build_model(config.arch, num_classes=10, in_channels=3, width=config.width, seed=0)
+    history = fit(model, data, config, progress=False)
+    per_epoch = (len(labels) // config.batch_size) * config.batch_size
+    return per_epoch * (config.epochs - 1) / sum(history.seconds[1:])
+
+
+class _PILImages(Dataset):
+    """What a torchvision dataset does: one PIL image at a time, through ``transform``."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+
+def conventional_throughput(
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: TrainConfig,
+    device: torch.device,
+    *,
+    workers: int,
+    fast_step: bool = False,
+) -> float:
+    """Training images per second of a torchvision ``Dataset`` + ``transforms`` + ``DataLoader`` loop.
+
+    ``fast_step`` adds mixed precision and channels_last to the step (CUDA only).
+    """
+    mean = (images / 255).mean(axis=(0, 1, 2))
+    std = (images / 255).std(axis=(0, 1, 2))
+    transform = transforms.Compose(
+        [
+            transforms.RandomCrop(32, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(mean.tolist(), std.tolist()),
+        ]
+    )
+    loader = DataLoader(
+        _PILImages(images, labels, transform),
+        batch_size=config.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
+    model = build_model(config.arch, num_classes=10, in_channels=3, width=config.width, seed=0).to(device)
+    dtype = autocast_dtype(device) if fast_step else None
+    if fast_step:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    model.train()
+    seconds = []
+    for _ in range(config.epochs):
+        start = time.perf_counter()
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if fast_step:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    per_epoch = (len(labels) // config.batch_size) * config.batch_size
+    return per_epoch * (config.epochs - 1) / sum(seconds[1:])
+
+
+def run(device: torch.device, args: argparse.Namespace) -> list[dict]:
+    """Both loops on ``device``; one row per loop."""
+    images, labels = synthetic_cifar(args.images)
+    config = TrainConfig(
+        dataset="cifar10",
+        arch=args.arch,
+        width=args.width,
+        epochs=args.epochs + 1,
+        batch_size=args.batch_size,
+        schedule="constant",
+        lr=0.05,
+    )
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    rows = [dict(device=name, loop="unlearnlib", images_per_s=unlearnlib_throughput(images, labels, config, device))]
+    conventional = conventional_throughput(images, labels, config, device, workers=args.workers)
+    rows.append(dict(device=name, loop=f"conventional, {args.workers} workers", images_per_s=conventional))
+    if device.type == "cuda":
+        fast = conventional_throughput(images, labels, config, device, workers=args.workers, fast_step=True)
+        rows.append(dict(device=name, loop="conventional + mixed precision, channels_last", images_per_s=fast))
+    for row in rows:
+        row["vs conventional"] = row["images_per_s"] / conventional
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m unlearnlib.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when present")
+    parser.add_argument("--arch", default="resnet18")
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 512 on CUDA, 128 on CPU")
+    parser.add_argument("--images", type=int, default=None, help="default: 25600 on CUDA, 512 on CPU")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs, after one warm-up epoch")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    args = parser.parse_args(argv)
+    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    rows = []
+    for name in devices:
+        device = torch.device(name)
+        cuda = device.type == "cuda"
+        device_args = argparse.Namespace(**vars(args))
+        device_args.batch_size = args.batch_size or (512 if cuda else 128)
+        device_args.images = args.images or (25_600 if cuda else 512)
+        print(
+            f"{name}: {args.arch} width {args.width}, {device_args.images} images 3x32x32, "
+            f"batch {device_args.batch_size}, 1 warm-up + {args.epochs} timed epochs ...",
+            flush=True,
+        )
+        rows += run(device, device_args)
+    print()
+    print(f"{'device':28s} {'loop':48s} {'images/s':>10s} {'vs conventional':>16s}")
+    for row in rows:
+        print(f"{row['device']:28s} {row['loop']:48s} {row['images_per_s']:10.0f} {row['vs conventional']:15.2f}x")
+
+
+if __name__ == "__main__":
+    main()

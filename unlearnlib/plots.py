@@ -1,0 +1,146 @@
+"""Figures the notebooks share, on matplotlib and seaborn."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .data import DatasetInfo, Split
+from .train import History
+
+
+def as_picture(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A ``[C, H, W]`` image as something ``imshow`` draws: ``[H, W]`` for one channel, ``[H, W, C]`` else."""
+    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
+
+
+def show_image(ax: Axes, image: torch.Tensor | np.ndarray, title: str | None = None, **imshow) -> None:
+    """Draw one ``[C, H, W]`` image (grey colour map for one channel) without axes."""
+    picture = as_picture(image)
+    if picture.ndim == 2:
+        imshow.setdefault("cmap", "gray")
+    if picture.dtype == np.uint8:
+        imshow.setdefault("vmin", 0)
+        imshow.setdefault("vmax", 255)
+    ax.imshow(picture, **imshow)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=8)
+
+
+def image_grid(
+    images: torch.Tensor,
+    titles: Sequence[str] | None = None,
+    ncols: int = 8,
+    size: float = 1.2,
+    suptitle: str | None = None,
+) -> Figure:
+    """A grid of ``[N, C, H, W]`` images, with an optional title under each."""
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.15), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < n:
+            show_image(ax, images[i], titles[i] if titles is not None else None)
+        else:
+            ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def class_grid(split: Split, info: DatasetInfo, per_class: int = 8, seed: int = 0) -> Figure:
+    """``per_class`` random examples of each class, one row per class, labelled by class name."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = split.labels.cpu()
+    fig, axes = plt.subplots(
+        info.num_classes, per_class, figsize=(per_class * 0.9, info.num_classes * 0.9), squeeze=False
+    )
+    for cls, row in enumerate(axes):
+        members = (labels == cls).nonzero().squeeze(1)
+        chosen = members[torch.randperm(len(members), generator=generator)[:per_class]]
+        for ax, index in zip(row, chosen.tolist() + [None] * per_class):
+            if index is None:
+                ax.axis("off")
+            else:
+                show_image(ax, split.images[index])
+        row[0].set_ylabel(info.classes[cls], rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle(f"{info.name}: {per_class} random training images per class")
+    fig.tight_layout()
+    return fig
+
+
+def class_counts(train: Split, test: Split, info: DatasetInfo) -> Figure:
+    """Bar chart of the number of images per class in each split."""
+    fig, ax = plt.subplots(figsize=(max(6, info.num_classes * 0.7), 3.5))
+    positions = np.arange(info.num_classes)
+    for offset, (name, split) in zip((-0.2, 0.2), (("train", train), ("test", test))):
+        counts = torch.bincount(split.labels.cpu(), minlength=info.num_classes).numpy()
+        ax.bar(positions + offset, counts, width=0.4, label=f"{name} ({len(split)})")
+    ax.set_xticks(positions, info.classes, rotation=45, ha="right")
+    ax.set_ylabel("images")
+    ax.set_title(f"{info.name}: images per class")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.25)
+    ax.legend(ncol=2, loc="upper center")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history: History, title: str = "training") -> Figure:
+    """Loss and accuracy per epoch, on the training batches and on the test set."""
+    frame = history.to_frame()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    left.plot(frame.index, frame.train_loss, "o-", label="train (augmented batches)")
+    left.plot(frame.index, frame.test_loss, "s-", label="test")
+    left.set(xlabel="epoch", ylabel="cross-entropy loss (log scale)", yscale="log", title=f"{title}: loss")
+    right.plot(frame.index, frame.train_accuracy, "o-", label="train (augmented batches)")
+    right.plot(frame.index, frame.test_accuracy, "s-", label="test")
+    right.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02), title=f"{title}: accuracy")
+    for ax in (left, right):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(matrix: np.ndarray, classes: Sequence[str], title: str = "confusion matrix") -> Figure:
+    """Heat map of a ``[true, predicted]`` count matrix, each row normalised to sum to 1."""
+    rows = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    size = max(5, len(classes) * 0.55)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    sns.heatmap(
+        rows,
+        annot=len(classes) <= 12,
+        fmt=".2f",
+        cmap="Blues",
+        vmin=0,
+        vmax=1,
+        xticklabels=classes,
+        yticklabels=classes,
+        ax=ax,
+        cbar_kws={"label": "share of the true class"},
+    )
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_bars(values: np.ndarray, classes: Sequence[str], ylabel: str, title: str) -> Figure:
+    """One bar per class, with the mean as a dashed line."""
+    fig, ax = plt.subplots(figsize=(max(6, len(classes) * 0.7), 3.5))
+    ax.bar(np.arange(len(classes)), values)
+    ax.axhline(np.nanmean(values), color="k", ls="--", lw=1, label=f"mean {np.nanmean(values):.3f}")
+    ax.set_xticks(np.arange(len(classes)), classes, rotation=45, ha="right")
+    ax.set(ylabel=ylabel, title=title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
