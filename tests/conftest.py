@@ -1,0 +1,62 @@
+"""Shared fixtures: an isolated course root, small datasets, and a fake CIFAR-10 on disk."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from unlearnlib import data as data_module
+
+
+@pytest.fixture(autouse=True)
+def isolated_root(tmp_path, monkeypatch):
+    """Every test gets its own course root (data/, checkpoints/, build/) and no profile from outside."""
+    monkeypatch.setenv("UNLEARN_ROOT", str(tmp_path))
+    for name in ("UNLEARN_PROFILE", "UNLEARN_DATASET", "UNLEARN_DEVICE", "UNLEARN_RESULTS"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def digits() -> data_module.ImageData:
+    return data_module.load("digits", device="cpu")
+
+
+def write_fake_cifar(root: Path, n_per_batch: int = 6, n_test: int = 8, classes: int = 10) -> dict:
+    """A tiny CIFAR-10 in torchvision's on-disk layout (pickled batches); returns what was written."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    written = {"train_x": [], "train_y": []}
+    for i in range(1, 6):
+        x = rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8)
+        y = rng.integers(0, classes, n_per_batch).tolist()
+        with open(folder / f"data_batch_{i}", "wb") as fh:
+            pickle.dump({"batch_label": f"training batch {i} of 5", "labels": y, "data": x}, fh)
+        written["train_x"].append(x)
+        written["train_y"] += y
+    x = rng.integers(0, 256, (n_test, 3072), dtype=np.uint8)
+    y = rng.integers(0, classes, n_test).tolist()
+    with open(folder / "test_batch", "wb") as fh:
+        pickle.dump({"batch_label": "testing batch 1 of 1", "labels": y, "data": x}, fh)
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": [f"c{i}" for i in range(classes)], "num_vis": 3072}, fh)
+    written["train_x"] = np.concatenate(written["train_x"]).reshape(-1, 3, 32, 32)
+    written["test_x"], written["test_y"] = x.reshape(-1, 3, 32, 32), y
+    return written
+
+
+@pytest.fixture
+def fake_cifar10(isolated_root) -> dict:
+    return write_fake_cifar(isolated_root / "data")
+
+
+@pytest.fixture
+def tiny_split() -> data_module.Split:
+    """Twelve distinct 2x5x6 images, labels 0..2."""
+    images = torch.arange(12 * 2 * 5 * 6).reshape(12, 2, 5, 6).remainder(251).to(torch.uint8) + 1
+    return data_module.Split(images, torch.arange(12) % 3)

@@ -1,0 +1,120 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from unlearnlib.batching import (
+    Augmentation,
+    augment,
+    batches,
+    normalise,
+    random_crop,
+    random_flip,
+    random_rotate,
+)
+
+
+def _generator(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_random_crop_is_a_shifted_window_of_the_padded_image(tiny_split):
+    images, padding = tiny_split.images, 2
+    cropped = random_crop(images, padding, _generator())
+    padded = F.pad(images, (padding,) * 4)
+    h, w = images.shape[2:]
+    offsets = set()
+    for original, out in zip(padded, cropped):
+        matches = [
+            (dy, dx)
+            for dy in range(2 * padding + 1)
+            for dx in range(2 * padding + 1)
+            if torch.equal(original[:, dy : dy + h, dx : dx + w], out)
+        ]
+        assert matches, "every crop is a window of the padded image"
+        offsets.add(matches[0])
+    assert len(offsets) > 1, "each image draws its own offset"
+
+
+def test_crop_without_padding_is_the_identity(tiny_split):
+    assert torch.equal(random_crop(tiny_split.images, 0, _generator()), tiny_split.images)
+
+
+def test_flip_mirrors_about_half_of_the_images():
+    images = torch.randint(0, 256, (400, 1, 3, 4), dtype=torch.uint8, generator=_generator(1))
+    flipped = random_flip(images, _generator())
+    mirrored = (flipped == images.flip(-1)).flatten(1).all(1)
+    kept = (flipped == images).flatten(1).all(1)
+    assert (mirrored | kept).all()
+    assert 150 < mirrored.sum() < 250
+
+
+def test_rotation_by_zero_degrees_is_the_identity_and_rotation_keeps_the_centre():
+    images = torch.zeros(6, 1, 9, 9, dtype=torch.uint8)
+    images[:, :, 4, 4] = 200
+    assert torch.equal(random_rotate(images, 0, _generator()), images)
+    rotated = random_rotate(images, 10, _generator())
+    assert rotated.dtype == torch.uint8 and rotated.shape == images.shape
+    assert (rotated[:, 0, 4, 4] > 100).all(), "the centre pixel stays where it is"
+    uniform = torch.full((4, 3, 8, 8), 90, dtype=torch.uint8)
+    assert (random_rotate(uniform, 10, _generator())[:, :, 3:5, 3:5] == 90).all()
+
+
+def test_augment_applies_the_configured_steps_on_the_images_device(tiny_split):
+    out = augment(tiny_split.images, Augmentation(crop_padding=1, flip=True, rotate_degrees=5), _generator())
+    assert out.shape == tiny_split.images.shape and out.dtype == torch.uint8
+    assert out.device == tiny_split.images.device
+    assert torch.equal(augment(tiny_split.images, Augmentation(), _generator()), tiny_split.images)
+
+
+def test_augmentation_rejects_bad_settings():
+    with pytest.raises(ValueError, match="crop_padding"):
+        Augmentation(crop_padding=-1)
+    with pytest.raises(ValueError, match="rotate_degrees"):
+        Augmentation(rotate_degrees=270)
+
+
+def test_normalise_gives_zero_mean_unit_std_per_channel(digits):
+    x = normalise(digits.train.images, digits.mean, digits.std)
+    assert x.dtype == torch.float32
+    assert torch.allclose(x.mean((0, 2, 3)), torch.zeros(1), atol=1e-5)
+    assert torch.allclose(x.std((0, 2, 3)), torch.ones(1), atol=1e-5)
+
+
+def _stats(split):
+    return dict(mean=torch.zeros(split.images.shape[1]), std=torch.ones(split.images.shape[1]) / 255)
+
+
+def test_batches_cover_every_example_once(tiny_split):
+    seen = []
+    for x, y in batches(tiny_split, 5, shuffle=True, generator=_generator(), **_stats(tiny_split)):
+        assert x.dtype == torch.float32 and len(x) <= 5
+        for image, label in zip(x, y):
+            index = next(i for i in range(len(tiny_split)) if torch.equal(tiny_split.images[i].float(), image))
+            assert tiny_split.labels[index] == label
+            seen.append(index)
+    assert sorted(seen) == list(range(len(tiny_split))) and seen != sorted(seen)
+
+
+def test_drop_last_drops_only_a_partial_batch(tiny_split):
+    sizes = [len(y) for _, y in batches(tiny_split, 5, drop_last=True, **_stats(tiny_split))]
+    assert sizes == [5, 5]
+    sizes = [len(y) for _, y in batches(tiny_split, 50, drop_last=True, **_stats(tiny_split))]
+    assert sizes == [12], "with no full batch, the partial one is kept"
+
+
+def test_shuffled_augmented_batches_are_fixed_by_the_generator_seed(tiny_split):
+    def run(seed):
+        options = dict(shuffle=True, augmentation=Augmentation(1, True), generator=_generator(seed))
+        return torch.cat([x for x, _ in batches(tiny_split, 4, **options, **_stats(tiny_split))])
+
+    assert torch.equal(run(0), run(0)) and not torch.equal(run(0), run(1))
+
+
+def test_channels_last_batches(tiny_split):
+    x, _ = next(batches(tiny_split, 4, channels_last=True, **_stats(tiny_split)))
+    assert x.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_batch_size_must_be_positive(tiny_split):
+    with pytest.raises(ValueError, match="batch_size"):
+        next(batches(tiny_split, 0, **_stats(tiny_split)))

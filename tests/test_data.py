@@ -1,0 +1,210 @@
+import gzip
+import hashlib
+import socket
+import struct
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from unlearnlib import data
+from unlearnlib.data import DatasetUnavailable, check_indices, download, load, read_idx
+
+
+def test_digits_are_uint8_tensors_on_the_device(digits):
+    assert digits.train.images.dtype == torch.uint8 and digits.train.images.shape[1:] == (1, 8, 8)
+    assert digits.train.labels.dtype == torch.int64
+    assert len(digits.train) + len(digits.test) == 1797
+    assert digits.train.device.type == "cpu" and digits.test.device.type == "cpu"
+    assert set(digits.train.labels.tolist()) == set(range(10))
+    assert digits.train.images.max() == 255, "digits' 0..16 scale is stretched to 0..255"
+
+
+def test_normalisation_statistics_are_those_of_the_training_split(digits):
+    pixels = digits.train.images.float() / 255
+    assert torch.allclose(digits.mean, pixels.mean((0, 2, 3)))
+    assert torch.allclose(digits.std, pixels.std((0, 2, 3)))
+
+
+def test_fake_cifar10_in_torchvision_layout_loads(fake_cifar10, isolated_root):
+    loaded = load("cifar10", device="cpu")
+    assert loaded.info.name == "cifar10" and loaded.info.channels == 3 and loaded.info.size == 32
+    assert loaded.info.augmentation.crop_padding == 4 and loaded.info.augmentation.flip
+    assert torch.equal(loaded.train.images, torch.from_numpy(fake_cifar10["train_x"]))
+    assert loaded.train.labels.tolist() == fake_cifar10["train_y"]
+    assert torch.equal(loaded.test.images, torch.from_numpy(fake_cifar10["test_x"]))
+    assert loaded.test.labels.tolist() == fake_cifar10["test_y"]
+    assert "cifar-10-batches-py" in loaded.source
+
+
+def test_subsets_are_fixed_by_the_seed(fake_cifar10):
+    a = load("cifar10", n_train=10, n_test=4, seed=3, device="cpu")
+    b = load("cifar10", n_train=10, n_test=4, seed=3, device="cpu")
+    c = load("cifar10", n_train=10, n_test=4, seed=4, device="cpu")
+    assert len(a.train) == 10 and len(a.test) == 4
+    assert torch.equal(a.train_ids, b.train_ids) and torch.equal(a.train.images, b.train.images)
+    assert not torch.equal(a.train_ids, c.train_ids)
+    full = load("cifar10", device="cpu")
+    assert torch.equal(a.train.images, full.train.images[a.train_ids])
+
+
+def _write_idx(path, array, compress):
+    header = b"\x00\x00\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    opener = gzip.open if compress else open
+    with opener(path, "wb") as fh:
+        fh.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_idx_files_read_back(tmp_path, compress):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    path = tmp_path / ("x.idx.gz" if compress else "x.idx")
+    _write_idx(path, array, compress)
+    assert np.array_equal(read_idx(path), array)
+
+
+def test_truncated_or_foreign_idx_files_are_refused(tmp_path):
+    path = tmp_path / "x.idx"
+    _write_idx(path, np.zeros((4, 5), np.uint8), compress=False)
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(ValueError, match="truncated"):
+        read_idx(path)
+    path.write_bytes(b"PK\x03\x04 not an idx file")
+    with pytest.raises(ValueError, match="not an idx file"):
+        read_idx(path)
+
+
+def test_fashion_mnist_in_torchvision_layout_loads(isolated_root):
+    raw = isolated_root / "data" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    x_train, x_test = rng.integers(0, 256, (7, 28, 28)), rng.integers(0, 256, (3, 28, 28))
+    y_train, y_test = rng.integers(0, 10, 7), rng.integers(0, 10, 3)
+    for name, array in [
+        ("train-images-idx3-ubyte", x_train),
+        ("train-labels-idx1-ubyte", y_train),
+        ("t10k-images-idx3-ubyte", x_test),
+        ("t10k-labels-idx1-ubyte", y_test),
+    ]:
+        _write_idx(raw / name, array, compress=False)
+    loaded = load("fashion-mnist", device="cpu")
+    assert loaded.train.images.shape == (7, 1, 28, 28)
+    assert np.array_equal(loaded.train.images[:, 0].numpy(), x_train)
+    assert loaded.test.labels.tolist() == y_test.tolist()
+    assert loaded.info.classes[9] == "Ankle boot"
+
+
+@pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist not installed")
+def test_real_fashion_mnist_from_debian():
+    loaded = load("fashion-mnist", n_test=1000, device="cpu")
+    assert len(loaded.train) == 60_000 and len(loaded.test) == 1000
+    assert loaded.train.images.shape[1:] == (1, 28, 28)
+    counts = torch.bincount(loaded.train.labels, minlength=10)
+    assert (counts == 6000).all(), "Fashion-MNIST has 6000 training images per class"
+    assert str(data.DEBIAN_FASHION_MNIST) in loaded.source
+
+
+def test_unknown_dataset_names_the_choices():
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'.*cifar10.*digits"):
+        load("imagenet")
+
+
+def test_offline_load_fails_fast_with_a_clear_message(monkeypatch):
+    monkeypatch.setattr(data, "url_reachable", lambda url, timeout=3.0: False)
+    start = time.perf_counter()
+    with pytest.raises(DatasetUnavailable, match="cannot be reached.*UNLEARN_DATASET=digits"):
+        load("cifar10", device="cpu")
+    assert time.perf_counter() - start < 5
+
+
+def test_the_network_probe_gives_up_on_a_silent_server_within_its_timeout():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        start = time.perf_counter()
+        assert not data.url_reachable(f"http://127.0.0.1:{server.getsockname()[1]}/file", timeout=1.0)
+    assert time.perf_counter() - start < 3
+
+
+def test_the_network_probe_refuses_what_is_not_there():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert not data.url_reachable(f"http://127.0.0.1:{port}/nothing-listens-here", timeout=1.0)
+
+
+def _md5(content: bytes) -> str:
+    return hashlib.md5(content).hexdigest()
+
+
+def test_download_verifies_the_checksum(tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"the real archive")
+    target = tmp_path / "data" / "archive.bin"
+    download(source.as_uri(), target, _md5(b"the real archive"))
+    assert target.read_bytes() == b"the real archive"
+
+
+def test_a_corrupt_file_is_removed_and_fetched_again(tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"the real archive")
+    target = tmp_path / "archive.bin"
+    target.write_bytes(b"half an arch")
+    download(source.as_uri(), target, _md5(b"the real archive"))
+    assert target.read_bytes() == b"the real archive"
+
+
+def test_a_download_that_stays_corrupt_is_refused_and_removed(tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"tampered")
+    target = tmp_path / "archive.bin"
+    with pytest.raises(DatasetUnavailable, match="checksum"):
+        download(source.as_uri(), target, _md5(b"the real archive"))
+    assert not target.exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_an_unreachable_download_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "archive.bin"
+    with pytest.raises(DatasetUnavailable, match="could not download"):
+        download((tmp_path / "missing.bin").as_uri(), target, "0" * 32)
+    assert not target.exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_check_indices_accepts_and_sorts():
+    assert check_indices([3, 0, 2], 4).tolist() == [0, 2, 3]
+    assert check_indices(np.array([1]), 2).dtype == torch.int64
+
+
+@pytest.mark.parametrize(
+    ("indices", "message"),
+    [
+        ([], "empty"),
+        ([0, 5], "out of range: 5 is not in 0..4"),
+        ([-1, 2], "out of range: -1"),
+        ([1, 2, 2], r"duplicated: \[2\]"),
+        ([0.5, 1.0], "integers"),
+        ([[0, 1]], "one-dimensional"),
+    ],
+)
+def test_check_indices_names_the_problem(indices, message):
+    with pytest.raises(ValueError, match=message):
+        check_indices(torch.tensor(indices) if indices else torch.tensor([], dtype=torch.long), 5)
+
+
+def test_split_subset_and_validation(tiny_split):
+    part = tiny_split.subset(torch.tensor([4, 1]))
+    assert torch.equal(part.images, tiny_split.images[[4, 1]]) and part.labels.tolist() == [1, 1]
+    with pytest.raises(ValueError, match="uint8"):
+        data.Split(tiny_split.images.float(), tiny_split.labels)
+    with pytest.raises(ValueError, match="labels of shape"):
+        data.Split(tiny_split.images, tiny_split.labels[:5])
+
+
+def test_class_lookup_by_name_and_index(digits):
+    info = digits.info
+    assert info.class_index("7") == 7 and info.class_index(3) == 3
+    with pytest.raises(ValueError, match="unknown class 'cat'"):
+        info.class_index("cat")
+    with pytest.raises(ValueError, match=r"classes are 0\.\.9"):
+        info.class_index(10)

@@ -1,0 +1,94 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from unlearnlib import config, session
+from unlearnlib.data import DatasetUnavailable
+
+
+def test_profiles_are_chosen_by_name_then_environment_then_hardware(monkeypatch):
+    assert config.choose_profile("smoke")[0].name == "smoke"
+    monkeypatch.setenv("UNLEARN_PROFILE", "cpu")
+    profile, why = config.choose_profile()
+    assert profile.name == "cpu" and "UNLEARN_PROFILE=cpu" in why
+    monkeypatch.delenv("UNLEARN_PROFILE")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert config.choose_profile()[0].name == "gpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    profile, why = config.choose_profile()
+    assert profile.name == "cpu" and "no CUDA" in why
+
+
+def test_an_unknown_profile_names_the_choices(monkeypatch):
+    monkeypatch.setenv("UNLEARN_PROFILE", "laptop")
+    with pytest.raises(ValueError, match="unknown profile 'laptop'; choose one of cpu, gpu, smoke"):
+        config.choose_profile()
+
+
+def test_the_profiles_follow_the_design():
+    smoke, cpu, gpu = (config.PROFILES[name] for name in ("smoke", "cpu", "gpu"))
+    assert smoke.datasets == ("digits",)
+    assert cpu.datasets == ("fashion-mnist", "digits")
+    assert gpu.datasets[0] == "cifar10" and gpu.width == 64 and gpu.arch == "resnet18"
+    assert smoke.width < cpu.width < gpu.width
+
+
+def test_seeding_fixes_every_generator():
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    config.seed_everything(7)
+    first = draw()
+    config.seed_everything(7)
+    assert draw() == first
+
+
+def test_paths_follow_the_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("UNLEARN_ROOT", str(tmp_path / "course"))
+    assert config.data_dir() == tmp_path / "course" / "data"
+    assert config.checkpoint_dir() == tmp_path / "course" / "checkpoints"
+
+
+def test_device_choice(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert config.choose_device().type == "cpu"
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        config.choose_device("cuda")
+
+
+def test_the_profile_falls_back_to_an_available_dataset(monkeypatch):
+    available = {
+        "cifar10": (False, "not in data/ and its server is unreachable"),
+        "fashion-mnist": (True, "on disk"),
+        "digits": (True, "on disk"),
+    }
+    monkeypatch.setattr(session, "availability", lambda name: available[name])
+    name, why = session.choose_dataset(config.PROFILES["gpu"])
+    assert name == "fashion-mnist" and "skipped cifar10" in why
+
+
+def test_an_explicit_dataset_must_be_available(monkeypatch):
+    monkeypatch.setattr(session, "availability", lambda name: (False, "not in data/"))
+    monkeypatch.setenv("UNLEARN_DATASET", "cifar10")
+    with pytest.raises(DatasetUnavailable, match="'cifar10' was asked for but is not in data/"):
+        session.choose_dataset(config.PROFILES["gpu"])
+
+
+def test_the_dataset_variable_overrides_the_profile(monkeypatch):
+    monkeypatch.setenv("UNLEARN_DATASET", "digits")
+    name, why = session.choose_dataset(config.PROFILES["cpu"])
+    assert name == "digits" and why == "UNLEARN_DATASET=digits"
+    monkeypatch.setenv("UNLEARN_DATASET", "svhn")
+    with pytest.raises(ValueError, match="unknown dataset 'svhn'"):
+        session.choose_dataset(config.PROFILES["cpu"])
+
+
+def test_start_prints_its_choices_and_loads_the_profile_data(capsys):
+    started = session.start("smoke")
+    out = capsys.readouterr().out
+    assert "profile  smoke" in out and "dataset  digits" in out and "device   cpu" in out
+    loaded = started.load_data()
+    assert loaded.info.name == "digits" and len(loaded.train) == 1437
+    assert started.original_config().epochs == config.PROFILES["smoke"].epochs

@@ -1,0 +1,112 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from unlearnlib.config import PROFILES
+from unlearnlib.train import Evaluation, TrainConfig, evaluate_model, fit, new_model, original_config
+
+QUICK = TrainConfig(dataset="digits", arch="resnet18", width=8, epochs=6, batch_size=64, lr=0.05)
+
+
+def test_a_small_resnet_learns_digits_well_above_chance(digits):
+    model = new_model(QUICK, digits)
+    history = fit(model, digits, QUICK, progress=False)
+    test = evaluate_model(model, digits, digits.test)
+    assert test.accuracy > 0.9, f"chance is 0.1; got {test.accuracy:.3f}"
+    assert history.train_loss[-1] < history.train_loss[0] / 5
+    assert history.test_accuracy[-1] == pytest.approx(test.accuracy)
+    assert len(history.epoch) == QUICK.epochs and all(s > 0 for s in history.seconds)
+
+
+def test_training_is_reproducible_on_the_cpu(digits):
+    config = dataclasses.replace(QUICK, epochs=1)
+    indices = torch.arange(0, 600)
+    states = []
+    for _ in range(2):
+        model = new_model(config, digits)
+        fit(model, digits, config, indices, progress=False)
+        states.append(model.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    other = new_model(dataclasses.replace(config, seed=1), digits)
+    fit(other, digits, dataclasses.replace(config, seed=1), indices, progress=False)
+    assert not torch.equal(other.fc.weight, states[0]["fc.weight"])
+
+
+def test_training_uses_only_the_given_examples(digits):
+    config = dataclasses.replace(QUICK, epochs=1, lr=0.5, augment=False)
+    model = new_model(config, digits)
+    original = {k: v.clone() for k, v in model.state_dict().items()}
+    only_zeros = (digits.train.labels == 0).nonzero().squeeze(1)
+    fit(model, digits, config, only_zeros, progress=False)
+    assert not torch.equal(model.fc.weight, original["fc.weight"])
+    predictions = evaluate_model(model, digits, digits.test).predictions
+    assert (predictions == 0).float().mean() > 0.9, "a model shown only zeros predicts zeros"
+
+
+def test_evaluation_gives_per_example_losses_and_counts(digits):
+    model = new_model(QUICK, digits)
+    result = evaluate_model(model, digits, digits.test, batch_size=100)
+    assert result.logits.shape == (len(digits.test), 10)
+    x = (digits.test.images.float() / 255 - digits.mean[:, None, None]) / digits.std[:, None, None]
+    model.eval()
+    with torch.no_grad():
+        expected = F.cross_entropy(model(x), digits.test.labels, reduction="none")
+    assert torch.allclose(result.losses, expected, atol=1e-5)
+    matrix = result.confusion_matrix(10)
+    assert matrix.sum() == len(digits.test)
+    assert np.isclose(np.trace(matrix) / matrix.sum(), result.accuracy)
+
+
+def test_evaluation_restores_the_training_mode(digits):
+    model = new_model(QUICK, digits).train()
+    evaluate_model(model, digits, digits.test)
+    assert model.training
+
+
+def test_evaluation_arithmetic_on_a_hand_made_case():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 0.0], [0.0, 0.0]])
+    labels = torch.tensor([0, 1, 1, 1])
+    result = Evaluation(logits, labels)
+    assert result.predictions.tolist() == [0, 1, 0, 0]
+    assert result.accuracy == 0.5
+    assert result.confusion_matrix(2).tolist() == [[1, 0], [2, 1]]
+    assert np.allclose(result.per_class_accuracy(2), [1.0, 1 / 3])
+    assert result.losses[3].item() == pytest.approx(np.log(2))
+
+
+def test_original_config_follows_the_profile():
+    profile = PROFILES["smoke"]
+    config = original_config(profile, "digits", seed=2)
+    assert (config.arch, config.width, config.epochs, config.seed) == (profile.arch, profile.width, profile.epochs, 2)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(dataset="imagenet"), "unknown dataset"),
+        (dict(arch="vgg"), "unknown model"),
+        (dict(optimizer="lbfgs"), "unknown optimizer 'lbfgs'.*sgd, adam"),
+        (dict(schedule="step"), "unknown schedule"),
+        (dict(lr=-0.1), "lr must be positive"),
+        (dict(epochs=0), "epochs must be positive"),
+        (dict(label_smoothing=1.0), "label_smoothing"),
+    ],
+)
+def test_bad_training_configs_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(QUICK, **options)
+
+
+def test_training_on_no_examples_is_refused(digits):
+    with pytest.raises(ValueError, match="empty"):
+        fit(new_model(QUICK, digits), digits, QUICK, torch.tensor([], dtype=torch.long), progress=False)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_other_optimizers_and_schedules_run(digits, schedule):
+    config = dataclasses.replace(QUICK, epochs=1, optimizer="adam", lr=1e-3, schedule=schedule, label_smoothing=0.1)
+    history = fit(new_model(config, digits), digits, config, torch.arange(200), progress=False)
+    assert np.isfinite(history.train_loss[0])
