@@ -1,0 +1,56 @@
+# Every target sets itself up: the first one run creates .venv and installs the course.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+BUILD  := build
+
+.PHONY: help setup course test lint lab slides bench clean
+
+help:
+	@echo "make course   run every notebook (default profile) -> $(BUILD)/notebooks, $(BUILD)/results.md"
+	@echo "make test     lint, unit tests, and every notebook under UNLEARN_PROFILE=smoke (nbval)"
+	@echo "make lab      JupyterLab on the notebooks"
+	@echo "make slides   reveal.js decks of the executed notebooks -> $(BUILD)/slides (offline-ready)"
+	@echo "make bench    training throughput: unlearnlib's loop against a conventional DataLoader loop"
+	@echo "make setup    only create $(VENV) and install"
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --progress-bar off -e '.[dev]'
+	touch $@
+
+setup: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check unlearnlib tests
+	$(BIN)/ruff format --check unlearnlib tests
+
+test: lint
+	UNLEARN_PROFILE=smoke $(BIN)/python -m pytest
+
+course: $(STAMP)
+	$(BIN)/python -m unlearnlib.course --out $(BUILD)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks
+
+bench: $(STAMP)
+	$(BIN)/python -m unlearnlib.bench
+
+slides: $(STAMP)
+	test -d $(BUILD)/notebooks || $(MAKE) course
+	npm install --prefix slides --no-audit --no-fund --loglevel=error
+	mkdir -p $(BUILD)/slides/lib
+	cp -r slides/node_modules/reveal.js slides/node_modules/mathjax slides/node_modules/requirejs \
+	      slides/node_modules/jquery $(BUILD)/slides/lib/
+	$(BIN)/jupyter nbconvert --to slides $(BUILD)/notebooks/*.ipynb --output-dir $(BUILD)/slides \
+	    --SlidesExporter.reveal_url_prefix=lib/reveal.js \
+	    --SlidesExporter.require_js_url=lib/requirejs/require.js \
+	    --SlidesExporter.jquery_url=lib/jquery/dist/jquery.min.js \
+	    --SlidesExporter.mathjax_url='lib/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe'
+	@echo "decks in $(BUILD)/slides: open any .slides.html in a browser (no network needed)"
+
+clean:
+	rm -rf $(BUILD)
