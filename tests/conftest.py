@@ -51,6 +51,11 @@ def write_fake_cifar(root: Path, n_per_batch: int = 6, n_test: int = 8, classes:
 
 
 @pytest.fixture
+def make_fake_cifar():
+    return write_fake_cifar
+
+
+@pytest.fixture
 def fake_cifar10(isolated_root) -> dict:
     return write_fake_cifar(isolated_root / "data")
 

@@ -2,6 +2,7 @@ import gzip
 import hashlib
 import socket
 import struct
+import tarfile
 import time
 
 import numpy as np
@@ -208,3 +209,27 @@ def test_class_lookup_by_name_and_index(digits):
         info.class_index("cat")
     with pytest.raises(ValueError, match=r"classes are 0\.\.9"):
         info.class_index(10)
+
+
+def test_cifar_is_downloaded_verified_and_extracted(tmp_path, make_fake_cifar):
+    staging = tmp_path / "staging"
+    written = make_fake_cifar(staging)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(staging / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+
+    class Described:
+        url = archive.as_uri()
+        filename = "cifar-10-python.tar.gz"
+        tgz_md5 = data.md5_of(archive)
+        base_folder = "cifar-10-batches-py"
+        train_list = [[f"data_batch_{i}", ""] for i in range(1, 6)]
+        test_list = [["test_batch", ""]]
+
+    source = data._Cifar(Described, "labels")
+    root = tmp_path / "data"
+    assert not source.local(root)
+    source.fetch(root)
+    assert source.local(root) and (root / "cifar-10-python.tar.gz").is_file()
+    x_train, y_train, x_test, y_test, _ = source.read(root)
+    assert np.array_equal(x_train, written["train_x"]) and y_test.tolist() == written["test_y"]

@@ -30,6 +30,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+import torchvision
 from tqdm.auto import tqdm
 
 from . import config
@@ -261,52 +262,59 @@ class _Source(Protocol):
 
 @dataclass(frozen=True)
 class _Cifar:
-    folder: str
-    url: str
-    archive: str
-    md5: str
-    train_files: tuple[str, ...]
-    test_files: tuple[str, ...]
+    """CIFAR-10 or -100 as torchvision keeps it: a tar.gz of pickled batches, with its URL and checksums."""
+
+    dataset: type
+    """``torchvision.datasets.CIFAR10`` or ``CIFAR100``, whose attributes describe the files."""
     label_key: str
 
+    @property
+    def url(self) -> str:
+        return self.dataset.url
+
+    def _files(self) -> list[str]:
+        return [name for name, _ in self.dataset.train_list + self.dataset.test_list]
+
     def local(self, root: Path) -> bool:
-        base = root / self.folder
-        return all((base / f).is_file() for f in self.train_files + self.test_files)
+        return all((root / self.dataset.base_folder / f).is_file() for f in self._files())
 
     def fetch(self, root: Path) -> None:
-        archive = download(self.url, root / self.archive, self.md5)
+        archive = download(self.url, root / self.dataset.filename, self.dataset.tgz_md5)
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(root, filter="data")
 
     def read(self, root: Path) -> Arrays:
-        def part(files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-            batches = [_unpickle(root / self.folder / f) for f in files]
+        folder = root / self.dataset.base_folder
+
+        def part(files: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+            batches = [_unpickle(folder / name) for name, _ in files]
             images = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32)
             labels = np.concatenate([np.asarray(b[self.label_key]) for b in batches])
             return images.astype(np.uint8), labels.astype(np.int64)
 
-        return (*part(self.train_files), *part(self.test_files), str(root / self.folder))
+        return (*part(self.dataset.train_list), *part(self.dataset.test_list), str(folder))
 
 
 @dataclass(frozen=True)
 class _Idx:
-    folder: str
-    mirrors: tuple[str, ...]
-    files: tuple[tuple[str, str], ...]
-    """(file name, md5) of train images, train labels, test images, test labels."""
+    """MNIST or Fashion-MNIST as torchvision keeps them: four idx files, with mirrors and checksums."""
+
+    dataset: type
+    """``torchvision.datasets.MNIST`` or ``FashionMNIST``, whose attributes describe the files."""
     system_dir: Path | None = None
+    """A system-wide copy (Debian's package), used when there is none in ``data/``."""
 
     @property
     def url(self) -> str:
-        return self.mirrors[0] + self.files[0][0]
+        return self.dataset.mirrors[0] + self.dataset.resources[0][0]
 
     def _dirs(self, root: Path) -> list[Path]:
-        dirs = [root / self.folder / "raw"]
+        dirs = [root / self.dataset.__name__ / "raw"]
         return dirs + ([self.system_dir] if self.system_dir else [])
 
     def _find(self, directory: Path) -> list[Path] | None:
         found = []
-        for name, _ in self.files:
+        for name, _ in self.dataset.resources:
             options = [directory / name, directory / name.removesuffix(".gz")]
             match = next((p for p in options if p.is_file()), None)
             if match is None:
@@ -319,10 +327,10 @@ class _Idx:
 
     def fetch(self, root: Path) -> None:
         errors = []
-        for mirror in self.mirrors:
+        for mirror in self.dataset.mirrors:
             try:
-                for name, md5 in self.files:
-                    download(mirror + name, root / self.folder / "raw" / name, md5)
+                for name, md5 in self.dataset.resources:
+                    download(mirror + name, root / self.dataset.__name__ / "raw" / name, md5)
                 return
             except DatasetUnavailable as err:
                 errors.append(str(err))
@@ -330,7 +338,16 @@ class _Idx:
 
     def read(self, root: Path) -> Arrays:
         paths = next(p for p in map(self._find, self._dirs(root)) if p)
-        x_train, y_train, x_test, y_test = (read_idx(p) for p in paths)
+        by_name = dict(zip((name for name, _ in self.dataset.resources), paths))
+        x_train, y_train, x_test, y_test = (
+            read_idx(by_name[f"{split}-{kind}-idx{dims}-ubyte.gz"])
+            for split, kind, dims in (
+                ("train", "images", 3),
+                ("train", "labels", 1),
+                ("t10k", "images", 3),
+                ("t10k", "labels", 1),
+            )
+        )
         return (
             x_train[:, None].copy(),
             y_train.astype(np.int64),
@@ -363,63 +380,15 @@ class _Digits:
         return x_train, y_train, x_test, y_test, "scikit-learn's bundled digits"
 
 
-_torchvision_cifar10 = (
-    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-    "cifar-10-python.tar.gz",
-    "c58f30108f718f92721af3b95e74349a",
-)
-_torchvision_cifar100 = (
-    "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-    "cifar-100-python.tar.gz",
-    "eb9058c3a382ffc7106e4002c42a8d85",
-)
-
 _SOURCES: dict[str, _Source] = {
-    "cifar10": _Cifar(
-        "cifar-10-batches-py",
-        *_torchvision_cifar10,
-        tuple(f"data_batch_{i}" for i in range(1, 6)),
-        ("test_batch",),
-        "labels",
-    ),
-    "cifar100": _Cifar("cifar-100-python", *_torchvision_cifar100, ("train",), ("test",), "fine_labels"),
-    "mnist": _Idx(
-        "MNIST",
-        ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
-        (
-            ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-            ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
-            ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
-            ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
-        ),
-    ),
-    "fashion-mnist": _Idx(
-        "FashionMNIST",
-        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-        (
-            ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-            ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
-            ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
-            ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
-        ),
-        system_dir=DEBIAN_FASHION_MNIST,
-    ),
+    "cifar10": _Cifar(torchvision.datasets.CIFAR10, "labels"),
+    "cifar100": _Cifar(torchvision.datasets.CIFAR100, "fine_labels"),
+    "mnist": _Idx(torchvision.datasets.MNIST),
+    "fashion-mnist": _Idx(torchvision.datasets.FashionMNIST, system_dir=DEBIAN_FASHION_MNIST),
     "digits": _Digits(),
 }
 
 _CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-_FASHION_CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
 _DIGIT_CLASSES = tuple(str(i) for i in range(10))
 
 
@@ -434,7 +403,9 @@ INFO: dict[str, Callable[[Path], DatasetInfo]] = {
     "cifar10": lambda root: DatasetInfo("cifar10", _CIFAR10_CLASSES, 3, 32, Augmentation(4, True)),
     "cifar100": lambda root: DatasetInfo("cifar100", _cifar100_classes(root), 3, 32, Augmentation(4, True)),
     "mnist": lambda root: DatasetInfo("mnist", _DIGIT_CLASSES, 1, 28, Augmentation(3, False)),
-    "fashion-mnist": lambda root: DatasetInfo("fashion-mnist", _FASHION_CLASSES, 1, 28, Augmentation(3, True)),
+    "fashion-mnist": lambda root: DatasetInfo(
+        "fashion-mnist", tuple(torchvision.datasets.FashionMNIST.classes), 1, 28, Augmentation(3, True)
+    ),
     "digits": lambda root: DatasetInfo("digits", _DIGIT_CLASSES, 1, 8, Augmentation(1, False)),
 }
 """Each dataset's description; digits are not flipped, since a flipped digit is another symbol."""
