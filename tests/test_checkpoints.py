@@ -25,13 +25,15 @@ def test_a_trained_model_is_saved_and_then_loaded(digits, isolated_root):
     assert second.history == first.history and torch.equal(second.train_ids, first.train_ids)
 
 
-def test_the_key_covers_config_and_training_examples(digits):
-    everything = torch.arange(len(digits.train))
-    base = checkpoint_path(TINY, digits.train_ids[everything])
-    assert base == checkpoint_path(TINY, digits.train_ids[everything].clone())
-    assert base != checkpoint_path(dataclasses.replace(TINY, seed=1), digits.train_ids)
-    assert base != checkpoint_path(dataclasses.replace(TINY, lr=0.06), digits.train_ids)
-    assert base != checkpoint_path(TINY, digits.train_ids[1:])
+def test_the_key_covers_config_training_examples_and_the_loaded_split(digits):
+    ids = digits.train_ids
+    base = checkpoint_path(TINY, ids, digits)
+    assert base == checkpoint_path(TINY, ids.clone(), digits)
+    assert base != checkpoint_path(dataclasses.replace(TINY, seed=1), ids, digits)
+    assert base != checkpoint_path(dataclasses.replace(TINY, lr=0.06), ids, digits)
+    assert base != checkpoint_path(TINY, ids[1:], digits)
+    smaller = load("digits", n_train=1000, device="cpu")
+    assert checkpoint_path(TINY, smaller.train_ids, smaller) != checkpoint_path(TINY, smaller.train_ids, digits)
 
 
 def test_training_indices_are_stored_as_full_dataset_ids(digits):
@@ -71,6 +73,14 @@ def test_a_checkpoint_of_other_training_examples_is_refused(digits):
     trained = get_or_train(TINY, digits, progress=False)
     with pytest.raises(CheckpointMismatch, match="other examples"):
         load_checkpoint(trained.path, TINY, trained.train_ids[:-1], digits)
+
+
+def test_a_checkpoint_expecting_other_normalisation_is_refused(digits):
+    trained = get_or_train(TINY, digits, progress=False)
+    shifted = load("digits", device="cpu")
+    shifted.mean = shifted.mean + 0.1
+    with pytest.raises(CheckpointMismatch, match="normalised with mean"):
+        load_checkpoint(trained.path, TINY, trained.train_ids, shifted)
 
 
 def test_a_checkpoint_for_another_architecture_is_refused(digits):

@@ -49,18 +49,26 @@ class TrainedModel:
     from_cache: bool
 
 
-def cache_key(config: TrainConfig, train_ids: torch.Tensor) -> str:
-    """A hash of the config and of the training examples' identities."""
-    ids = train_ids.to(torch.int64).cpu().numpy().tobytes()
+def _ids_digest(ids: torch.Tensor) -> bytes:
+    return hashlib.sha256(ids.to(torch.int64).cpu().numpy().tobytes()).digest()
+
+
+def cache_key(config: TrainConfig, train_ids: torch.Tensor, split_ids: torch.Tensor) -> str:
+    """A hash of the config, the training examples' identities and those of the loaded training split.
+
+    The loaded split matters beyond the examples trained on: its statistics normalise the inputs.
+    """
     text = json.dumps(config.to_dict(), sort_keys=True)
-    return hashlib.sha256(text.encode() + hashlib.sha256(ids).digest()).hexdigest()[:16]
+    return hashlib.sha256(text.encode() + _ids_digest(train_ids) + _ids_digest(split_ids)).hexdigest()[:16]
 
 
-def checkpoint_path(config: TrainConfig, train_ids: torch.Tensor, directory: Path | None = None) -> Path:
-    """Where the cache keeps the model for ``config`` trained on ``train_ids``."""
+def checkpoint_path(
+    config: TrainConfig, train_ids: torch.Tensor, data: ImageData, directory: Path | None = None
+) -> Path:
+    """Where the cache keeps the model for ``config`` trained on ``train_ids`` of ``data``."""
     directory = Path(directory) if directory is not None else course_config.checkpoint_dir()
-    name = f"{config.dataset}-{config.arch}-w{config.width}-{cache_key(config, train_ids)}.pt"
-    return directory / name
+    key = cache_key(config, train_ids, data.train_ids)
+    return directory / f"{config.dataset}-{config.arch}-w{config.width}-{key}.pt"
 
 
 def _atomic_save(payload: dict, path: Path) -> None:
@@ -75,12 +83,14 @@ def _atomic_save(payload: dict, path: Path) -> None:
         raise
 
 
-def save_checkpoint(path: Path, trained: TrainedModel) -> None:
-    """Write ``trained`` to ``path`` atomically (temporary file, then rename)."""
+def save_checkpoint(path: Path, trained: TrainedModel, data: ImageData) -> None:
+    """Write ``trained`` (a model of ``data``) to ``path`` atomically (temporary file, then rename)."""
     payload = {
         "format": FORMAT,
         "config": trained.config.to_dict(),
         "train_ids": trained.train_ids.to(torch.int64).cpu(),
+        "mean": data.mean.cpu(),
+        "std": data.std.cpu(),
         "state_dict": {k: v.detach().cpu() for k, v in trained.model.state_dict().items()},
         "history": trained.history.to_dict(),
         "train_seconds": float(trained.train_seconds),
@@ -109,6 +119,13 @@ def load_checkpoint(path: Path, config: TrainConfig, train_ids: torch.Tensor, da
         raise CheckpointMismatch(
             f"{path} was trained on {len(payload['train_ids'])} other examples than the {len(train_ids)} asked for"
         )
+    for name in ("mean", "std"):
+        stored_stats, wanted_stats = payload[name], getattr(data, name).cpu()
+        if stored_stats.shape != wanted_stats.shape or not torch.allclose(stored_stats, wanted_stats, atol=1e-4):
+            raise CheckpointMismatch(
+                f"{path} expects inputs normalised with {name} {stored_stats.tolist()}, "
+                f"but this data's training split gives {wanted_stats.tolist()}"
+            )
     model = new_model(config, data)
     try:
         model.load_state_dict(payload["state_dict"])
@@ -144,7 +161,7 @@ def get_or_train(
         indices = torch.arange(len(data.train))
     indices = check_indices(indices, len(data.train), "training indices")
     train_ids = data.train_ids[indices]
-    path = checkpoint_path(config, train_ids, directory)
+    path = checkpoint_path(config, train_ids, data, directory)
     if path.exists():
         return load_checkpoint(path, config, train_ids, data)
     model = new_model(config, data)
@@ -160,5 +177,5 @@ def get_or_train(
         path=path,
         from_cache=False,
     )
-    save_checkpoint(path, trained)
+    save_checkpoint(path, trained, data)
     return trained
