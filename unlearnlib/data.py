@@ -294,6 +294,14 @@ class _Cifar:
 
         return (*part(self.dataset.train_list), *part(self.dataset.test_list), str(folder))
 
+    def classes(self, root: Path | None) -> tuple[str, ...]:
+        """The class names from the dataset's meta file; numbered names when it is not on disk."""
+        meta = root / self.dataset.base_folder / self.dataset.meta["filename"] if root else None
+        if meta is not None and meta.is_file():
+            return tuple(_unpickle(meta)[self.dataset.meta["key"]])
+        count = 100 if self.label_key == "fine_labels" else 10
+        return tuple(f"class {i}" for i in range(count))
+
 
 @dataclass(frozen=True)
 class _Idx:
@@ -388,20 +396,11 @@ _SOURCES: dict[str, _Source] = {
     "digits": _Digits(),
 }
 
-_CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _DIGIT_CLASSES = tuple(str(i) for i in range(10))
 
-
-def _cifar100_classes(root: Path) -> tuple[str, ...]:
-    meta = root / "cifar-100-python" / "meta"
-    if meta.is_file():
-        return tuple(_unpickle(meta)["fine_label_names"])
-    return tuple(f"class {i}" for i in range(100))
-
-
 INFO: dict[str, Callable[[Path], DatasetInfo]] = {
-    "cifar10": lambda root: DatasetInfo("cifar10", _CIFAR10_CLASSES, 3, 32, Augmentation(4, True)),
-    "cifar100": lambda root: DatasetInfo("cifar100", _cifar100_classes(root), 3, 32, Augmentation(4, True)),
+    "cifar10": lambda root: DatasetInfo("cifar10", _SOURCES["cifar10"].classes(root), 3, 32, Augmentation(4, True)),
+    "cifar100": lambda root: DatasetInfo("cifar100", _SOURCES["cifar100"].classes(root), 3, 32, Augmentation(4, True)),
     "mnist": lambda root: DatasetInfo("mnist", _DIGIT_CLASSES, 1, 28, Augmentation(3, False)),
     "fashion-mnist": lambda root: DatasetInfo(
         "fashion-mnist", tuple(torchvision.datasets.FashionMNIST.classes), 1, 28, Augmentation(3, True)
