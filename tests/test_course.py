@@ -3,7 +3,8 @@ import json
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
-from unlearnlib import course
+from unlearnlib import config, course
+from unlearnlib.session import choose_dataset
 
 
 def _notebook(path, *sources):
@@ -38,7 +39,8 @@ def test_the_course_runs_every_notebook_in_order_and_summarises(tmp_path):
     _notebook(notebooks / "helper.ipynb", "raise RuntimeError('not a course notebook')")
     summary = course.run(notebooks, tmp_path / "build", profile="smoke")
     text = summary.read_text()
-    assert "profile **smoke**" in text and "dataset **digits**" in text
+    dataset, _ = choose_dataset(config.PROFILES["smoke"])
+    assert "profile **smoke**" in text and f"dataset **{dataset}**" in text
     assert "| answer | 42 |" in text and "| profile | smoke |" in text and "| ratio | 0.125 |" in text
     assert text.index("## 01_first") < text.index("## 02_second") and "helper" not in text
     executed = nbformat.read(tmp_path / "build" / "notebooks" / "01_first.ipynb", as_version=4)

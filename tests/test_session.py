@@ -29,8 +29,8 @@ def test_an_unknown_profile_names_the_choices(monkeypatch):
 
 def test_the_profiles_follow_the_design():
     smoke, cpu, gpu = (config.PROFILES[name] for name in ("smoke", "cpu", "gpu"))
-    assert smoke.datasets == ("digits",)
-    assert cpu.datasets == ("fashion-mnist", "digits")
+    assert smoke.datasets == cpu.datasets == ("fashion-mnist", "digits")
+    assert smoke.n_train < cpu.n_train and not smoke.augment and not cpu.augment and gpu.augment
     assert gpu.datasets[0] == "cifar10" and gpu.width == 64 and gpu.arch == "resnet18"
     assert smoke.width < cpu.width < gpu.width
 
@@ -86,9 +86,9 @@ def test_the_dataset_variable_overrides_the_profile(monkeypatch):
 
 
 def test_start_prints_its_choices_and_loads_the_profile_data(capsys):
-    started = session.start("smoke")
+    started = session.start("smoke", dataset="digits")
     out = capsys.readouterr().out
     assert "profile  smoke" in out and "dataset  digits" in out and "device   cpu" in out
     loaded = started.load_data()
-    assert loaded.info.name == "digits" and len(loaded.train) == 1437
+    assert loaded.info.name == "digits" and len(loaded.train) == config.PROFILES["smoke"].n_train
     assert started.original_config().epochs == config.PROFILES["smoke"].epochs

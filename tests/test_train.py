@@ -81,6 +81,7 @@ def test_original_config_follows_the_profile():
     profile = PROFILES["smoke"]
     config = original_config(profile, "digits", seed=2)
     assert (config.arch, config.width, config.epochs, config.seed) == (profile.arch, profile.width, profile.epochs, 2)
+    assert config.augment == profile.augment
 
 
 @pytest.mark.parametrize(

@@ -35,34 +35,51 @@ class Profile:
     """Training images used (a fixed random subset); ``None`` for all."""
     n_test: int | None
     """Test images used (a fixed random subset); ``None`` for all."""
+    augment: bool
+    """Whether the original model trains on augmented batches.
+
+    Off on the small CPU datasets, so that the original model memorises its
+    training set (training accuracy near 1) as the large models unlearning is
+    about do: otherwise there is little for unlearning to remove.
+    """
+    n_models: int
+    """N, the models trained per side (different seeds) for forgetting quality; at least 3."""
+
+    def __post_init__(self) -> None:
+        if self.n_models < 3:
+            raise ValueError(f"n_models must be at least 3 (forgetting quality needs N >= 3), got {self.n_models}")
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
-        meant_for="CI and nbval: every notebook in seconds",
-        datasets=("digits",),
-        arch="resnet18",
+        meant_for="CI and nbval: every notebook in about a minute",
+        datasets=("fashion-mnist", "digits"),
+        arch="resnet9",
         width=8,
-        epochs=15,
+        epochs=10,
         batch_size=64,
         lr=0.05,
         weight_decay=5e-4,
-        n_train=None,
-        n_test=None,
+        n_train=1_000,
+        n_test=1_000,
+        augment=False,
+        n_models=3,
     ),
     "cpu": Profile(
         name="cpu",
         meant_for="a laptop and `make course`: each notebook in minutes",
         datasets=("fashion-mnist", "digits"),
-        arch="resnet18",
+        arch="resnet9",
         width=16,
-        epochs=6,
+        epochs=8,
         batch_size=128,
         lr=0.1,
         weight_decay=5e-4,
         n_train=10_000,
         n_test=2_000,
+        augment=False,
+        n_models=3,
     ),
     "gpu": Profile(
         name="gpu",
@@ -76,6 +93,8 @@ PROFILES: dict[str, Profile] = {
         weight_decay=5e-4,
         n_train=None,
         n_test=None,
+        augment=True,
+        n_models=3,
     ),
 }
 

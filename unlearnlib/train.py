@@ -86,6 +86,7 @@ def original_config(profile: Profile, dataset: str, seed: int = 0) -> TrainConfi
         batch_size=profile.batch_size,
         lr=profile.lr,
         weight_decay=profile.weight_decay,
+        augment=profile.augment,
         seed=seed,
     )
 
@@ -125,6 +126,17 @@ class Evaluation:
     def losses(self) -> torch.Tensor:
         """Per-example cross-entropy loss."""
         return F.cross_entropy(self.logits, self.labels, reduction="none")
+
+    @property
+    def logit_confidences(self) -> torch.Tensor:
+        """Per-example logit-scaled confidence log p_y − log(1 − p_y) of the true class y.
+
+        Computed as z_y − logsumexp_{j≠y} z_j from the logits z, which stays exact where p_y rounds to 1.
+        """
+        logits = self.logits.double()
+        true = logits.gather(1, self.labels[:, None]).squeeze(1)
+        others = logits.scatter(1, self.labels[:, None], float("-inf"))
+        return true - others.logsumexp(1)
 
     @property
     def predictions(self) -> torch.Tensor:

@@ -1,0 +1,156 @@
+import math
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from unlearnlib import metrics
+from unlearnlib.forget import ForgetRequest, class_forget, random_forget
+from unlearnlib.train import Evaluation
+
+
+class Guesser(nn.Module):
+    """A fixed random linear classifier: it never saw any training data, so every example is a non-member."""
+
+    def __init__(self, data, seed):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        inputs = data.info.channels * data.info.size**2
+        self.weight = nn.Parameter(torch.randn(data.info.num_classes, inputs, generator=generator) * 0.1)
+
+    def forward(self, x):
+        return x.flatten(1) @ self.weight.T
+
+
+class Memoriser(Guesser):
+    """A guesser that also looks each input up among its training images, and is sure of the ones it finds."""
+
+    def __init__(self, data, indices, seed):
+        super().__init__(data, seed)
+        images, labels = zip(*data.batches(data.train.subset(indices), 4096))
+        self.register_buffer("memory", torch.cat(images).flatten(1))
+        self.register_buffer("answers", torch.cat(labels))
+
+    def forward(self, x):
+        logits = super().forward(x)
+        distance, nearest = torch.cdist(x.flatten(1), self.memory, compute_mode="donot_use_mm_for_euclid_dist").min(1)
+        found = distance < 1e-4
+        logits[found] = 20 * nn.functional.one_hot(self.answers[nearest[found]], logits.shape[1]).float()
+        return logits
+
+
+class NearestMean(nn.Module):
+    """Nearest class mean of the training images at ``indices``: it generalises to the classes it saw, and only them."""
+
+    def __init__(self, data, indices):
+        super().__init__()
+        images, labels = (torch.cat(parts) for parts in zip(*data.batches(data.train.subset(indices), 4096)))
+        means = torch.stack(
+            [
+                images[labels == c].mean(0) if (labels == c).any() else torch.full_like(images[0], 1e3)
+                for c in range(data.info.num_classes)
+            ]
+        )
+        self.register_buffer("means", means.flatten(1))
+
+    def forward(self, x):
+        return -(torch.cdist(x.flatten(1), self.means) ** 2) / 10
+
+
+@pytest.fixture(scope="module")
+def request_(digits):
+    return random_forget(len(digits.train), fraction=0.2, seed=0)
+
+
+def test_logit_scaled_confidence_of_hand_made_logits():
+    evaluation = Evaluation(
+        torch.tensor([[0.0, math.log(3)], [0.0, 0.0, 0.0][:2], [100.0, 0.0]]), torch.tensor([1, 0, 0])
+    )
+    # p = 3/4: log(3/4) - log(1/4) = log 3; p = 1/2: 0; p = 1 - e^-100: about 100, where log(1 - p) underflows.
+    assert evaluation.logit_confidences.tolist() == pytest.approx([math.log(3), 0.0, 100.0])
+    three = Evaluation(torch.zeros(1, 3), torch.tensor([2]))
+    assert three.logit_confidences.item() == pytest.approx(math.log(1 / 3) - math.log(2 / 3))
+
+
+def test_accuracies_come_from_one_pass_over_each_set(digits, request_):
+    outputs = metrics.model_outputs(Memoriser(digits, request_.retain, seed=0), digits, request_)
+    assert len(outputs.forget.labels) == len(request_.forget) and len(outputs.retain.labels) == len(request_.retain)
+    values = metrics.accuracies(outputs)
+    assert values["retain_accuracy"] == 1.0, "it remembers every retain image"
+    assert values["unlearn_accuracy"] == pytest.approx(1 - values["forget_accuracy"])
+    assert values["forget_accuracy"] < 0.5 and values["test_accuracy"] < 0.5, "it only guesses on unseen images"
+
+
+def test_a_model_that_never_saw_the_forget_set_scores_as_the_gold_standard(digits, request_):
+    guessers = [Guesser(digits, seed) for seed in range(3)]
+    row = metrics.evaluate(guessers, guessers, Memoriser(digits, torch.arange(len(digits.train)), 0), digits, request_)
+    assert abs(row["mia_retrained"] - 0.5) < 0.1, "forget and test examples are alike to a model that saw neither"
+    assert row["mia_original"] > 0.95, "the memoriser gives itself away"
+    assert row["gap_to_retrained"] == 0.0
+    assert row["forgetting_quality"] == 1.0 and row["unlearning_score"] == 1.0, "identical models: no rule separates"
+    assert abs(row["lira_auc"] - 0.5) < 0.1
+    assert row["n_models"] == 3
+
+
+def test_a_model_that_kept_the_forget_set_scores_badly(digits, request_):
+    everything = torch.arange(len(digits.train))
+    memorisers = [Memoriser(digits, everything, seed) for seed in range(3)]
+    retrained = [Memoriser(digits, request_.retain, seed) for seed in range(3, 6)]
+    row = metrics.evaluate(memorisers, retrained, memorisers[0], digits, request_, seconds=2.0, retrain_seconds=8.0)
+    assert row["forget_accuracy"] == 1.0 and row["mia_unlearned"] > 0.95 and row["lira_auc"] > 0.95
+    assert row["lira_tpr_at_1%"] > 0.9
+    assert row["forgetting_quality"] == 0.0, "perfectly separated from every retrained model"
+    assert row["unlearning_score"] == 0.0
+    assert row["mia_efficacy"] == 0.0, "every forget example looks like the retain set"
+    assert row["gap_to_retrained"] > 0.2
+    assert row["time_ratio"] == 0.25
+
+
+def test_without_enough_models_the_model_sample_measures_are_missing(digits, request_):
+    row = metrics.evaluate(Guesser(digits, 0), Guesser(digits, 1), Guesser(digits, 2), digits, request_)
+    assert math.isnan(row["forgetting_quality"]) and math.isnan(row["unlearning_score"]) and math.isnan(row["lira_auc"])
+    assert math.isnan(row["seconds"]) and math.isnan(row["time_ratio"]) and row["n_models"] == 1
+
+
+def test_outputs_can_be_reused_and_hyperparameters_lead_the_row(digits, request_):
+    outputs = [metrics.model_outputs(Guesser(digits, seed), digits, request_) for seed in range(3)]
+    row = metrics.evaluate(
+        outputs, outputs, outputs[0], digits, request_, name="same", hyperparameters={"epochs": 2, "lr": 0.01}
+    )
+    assert row.name == "same" and list(row.index[:2]) == ["epochs", "lr"]
+    table = metrics.short_table([row])
+    assert list(table.columns) == ["Epochs", "LR", "UA", "RA", "TA", "F", "US", "GS", "MIA O", "MIA U"]
+    assert isinstance(table, pd.DataFrame) and table.loc["same", "F"] == 1.0
+
+
+def test_class_requests_take_non_members_from_the_same_class(digits):
+    request = class_forget(digits.train.labels, 3, digits.info)
+    mask = metrics.nonmember_mask(digits.test.labels, request)
+    assert mask.sum() == (digits.test.labels == 3).sum() and (digits.test.labels[mask] == 3).all()
+    assert metrics.nonmember_mask(digits.test.labels, request, same_class=False).all()
+    random_request = random_forget(len(digits.train), count=10)
+    with pytest.raises(ValueError, match="same-class non-members need a request for a whole class"):
+        metrics.nonmember_mask(digits.test.labels, random_request, same_class=True)
+
+
+def test_same_class_non_members_keep_a_model_that_never_saw_the_class_at_chance(digits):
+    request = class_forget(digits.train.labels, 3, digits.info)
+    retrained = metrics.model_outputs(NearestMean(digits, request.retain), digits, request)
+    assert retrained.forget.accuracy == 0.0 and retrained.test.accuracy > 0.7
+    # Against every class, the forgotten class stands out (its images are unseen, most test images are not).
+    assert metrics.simple_mia_of(retrained, request, same_class=False) > 0.7
+    assert abs(metrics.simple_mia_of(retrained, request) - 0.5) < 0.15
+
+
+def test_evaluate_refuses_mismatched_input(digits, request_):
+    other = random_forget(len(digits.train) - 1, count=10)
+    with pytest.raises(ValueError, match="training split of"):
+        metrics.model_outputs(Guesser(digits, 0), digits, other)
+    with pytest.raises(ValueError, match="no unlearned models"):
+        metrics.evaluate([], Guesser(digits, 0), Guesser(digits, 0), digits, request_)
+
+
+def test_an_empty_forget_set_is_refused_before_anything_is_measured():
+    with pytest.raises(ValueError, match="forget indices are empty"):
+        ForgetRequest("random", torch.tensor([], dtype=torch.long), 10)

@@ -1,0 +1,239 @@
+"""Every measure of unlearning in one row: accuracy, membership inference, forgetting quality, cost.
+
+``evaluate(unlearned, retrained, original, data, request)`` judges unlearned
+models against models retrained without the forget set (the gold standard) and
+returns a pandas Series with the columns every notebook and the leaderboard
+report.  Each model is run once over the forget, retain and test sets
+(:func:`model_outputs`); pass those outputs instead of models to reuse them
+across many calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .checkpoints import TrainedModel
+from .data import ImageData
+from .forget import ForgetRequest
+from .forgetting_quality import forgetting_quality, unlearning_score
+from .mia import attack_roc, lira_offline, mia_efficacy, simple_mia
+from .train import Evaluation, evaluate_model
+
+
+@dataclass(frozen=True)
+class ModelOutputs:
+    """One model's outputs on the forget set, the retain set and the test set of a request."""
+
+    forget: Evaluation
+    retain: Evaluation
+    test: Evaluation
+
+
+Model = nn.Module | TrainedModel | ModelOutputs
+
+
+def model_outputs(model: nn.Module | TrainedModel, data: ImageData, request: ForgetRequest) -> ModelOutputs:
+    """Run ``model`` once over the forget, retain and test sets of ``request``."""
+    if request.n_train != len(data.train):
+        raise ValueError(
+            f"the request is for a training split of {request.n_train} examples, this data has {len(data.train)}"
+        )
+    network = model.model if isinstance(model, TrainedModel) else model
+    return ModelOutputs(
+        forget=evaluate_model(network, data, data.train.subset(request.forget)),
+        retain=evaluate_model(network, data, data.train.subset(request.retain)),
+        test=evaluate_model(network, data, data.test),
+    )
+
+
+def _outputs(model: Model, data: ImageData, request: ForgetRequest) -> ModelOutputs:
+    return model if isinstance(model, ModelOutputs) else model_outputs(model, data, request)
+
+
+def nonmember_mask(test_labels: torch.Tensor, request: ForgetRequest, same_class: bool | None = None) -> torch.Tensor:
+    """Which test examples serve as non-members against the forget set.
+
+    For a whole-class request (or ``same_class=True``) only test examples of the
+    forgotten class: otherwise an attack tells members from non-members by their
+    class alone, even on a model that never saw the class.
+    """
+    if same_class is None:
+        same_class = request.kind == "class"
+    if not same_class:
+        return torch.ones(len(test_labels), dtype=torch.bool)
+    if request.target_class is None:
+        raise ValueError("same-class non-members need a request for a whole class")
+    mask = test_labels.cpu() == request.target_class
+    if not mask.any():
+        raise ValueError(f"the test set has no examples of class {request.target_class}")
+    return mask
+
+
+def simple_mia_of(
+    outputs: ModelOutputs, request: ForgetRequest, *, same_class: bool | None = None, folds: int = 5, seed: int = 0
+) -> float:
+    """The simple loss-based MIA of one model: its forget set against (same-class, for class requests) test examples."""
+    mask = nonmember_mask(outputs.test.labels, request, same_class)
+    return simple_mia(outputs.forget.losses, outputs.test.losses[mask], folds=folds, seed=seed)
+
+
+def accuracies(outputs: ModelOutputs) -> dict[str, float]:
+    """Forget accuracy FA, unlearning accuracy UA = 1 − FA, retain accuracy RA and test accuracy TA."""
+    forget = outputs.forget.accuracy
+    return {
+        "forget_accuracy": forget,
+        "unlearn_accuracy": 1 - forget,
+        "retain_accuracy": outputs.retain.accuracy,
+        "test_accuracy": outputs.test.accuracy,
+    }
+
+
+def _per_model(outputs: ModelOutputs, request: ForgetRequest, folds: int, seed: int) -> dict[str, float]:
+    values = accuracies(outputs)
+    values["mia"] = simple_mia_of(outputs, request, folds=folds, seed=seed)
+    values["mia_efficacy"] = mia_efficacy(
+        outputs.retain.logit_confidences, outputs.test.logit_confidences, outputs.forget.logit_confidences, seed=seed
+    )
+    return values
+
+
+def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
+
+
+def _as_list(models: Model | Sequence[Model], what: str) -> list[Model]:
+    items = list(models) if isinstance(models, Sequence) else [models]
+    if not items:
+        raise ValueError(f"no {what} models were given")
+    return items
+
+
+def lira_of(
+    target: ModelOutputs, shadows: Sequence[ModelOutputs], request: ForgetRequest, *, same_class: bool | None = None
+):
+    """The offline LiRA on ``target``: forget set (members) against test examples (non-members).
+
+    ``shadows`` are models trained without both (retrained models), whose
+    logit-scaled confidences give each example's non-member distribution.
+    Returns the attack's :class:`~unlearnlib.mia.AttackROC`.
+    """
+    mask = nonmember_mask(target.test.labels, request, same_class)
+
+    def confidences(outputs: ModelOutputs) -> torch.Tensor:
+        return torch.cat([outputs.forget.logit_confidences, outputs.test.logit_confidences[mask]])
+
+    scores = lira_offline(confidences(target), torch.stack([confidences(s) for s in shadows]))
+    n_forget = len(target.forget.labels)
+    return attack_roc(scores[:n_forget], scores[n_forget:])
+
+
+GAP_MEASURES = ("unlearn_accuracy", "retain_accuracy", "test_accuracy", "mia")
+"""The measures whose mean absolute difference to the retrained model is the gap to the gold standard."""
+
+SHORT_NAMES = {
+    "epochs": "Epochs",
+    "lr": "LR",
+    "unlearn_accuracy": "UA",
+    "retain_accuracy": "RA",
+    "test_accuracy": "TA",
+    "forgetting_quality": "F",
+    "unlearning_score": "US",
+    "mia_retrained": "GS",
+    "mia_original": "MIA O",
+    "mia_unlearned": "MIA U",
+}
+"""Column labels of the course material's results tables (GS: MIA of the gold-standard retrained model)."""
+
+
+def evaluate(
+    unlearned: Model | Sequence[Model],
+    retrained: Model | Sequence[Model],
+    original: Model | Sequence[Model],
+    data: ImageData,
+    request: ForgetRequest,
+    *,
+    seconds: float | None = None,
+    retrain_seconds: float | None = None,
+    name: str | None = None,
+    hyperparameters: dict[str, object] | None = None,
+    folds: int = 5,
+    seed: int = 0,
+) -> pd.Series:
+    """All measures of ``unlearned`` against ``retrained``, as one row.
+
+    Each of ``unlearned``, ``retrained`` and ``original`` is a model (an
+    ``nn.Module``, a cached :class:`TrainedModel` or its :class:`ModelOutputs`)
+    or a list of them, one per seed.  Per-model measures are averaged over the
+    list.  Forgetting quality and the unlearning score need N >= 3 unlearned and
+    as many retrained models; LiRA needs 2 retrained models as shadows; where
+    too few are given they are NaN.  ``seconds`` is the unlearning run time;
+    ``retrain_seconds`` defaults to the first retrained model's training time
+    when it came from the checkpoint cache.  ``hyperparameters`` lead the row.
+
+    Columns (fractions in [0, 1]): forget/unlearn/retain/test accuracy,
+    ``mia_unlearned``, ``mia_retrained`` (GS), ``mia_original`` (simple MIA of
+    each), ``mia_efficacy``, ``lira_auc`` and ``lira_tpr_at_1%``/``_0.1%``,
+    ``gap_to_retrained``, ``forgetting_quality``, ``unlearning_score``,
+    ``n_models``, ``seconds``, ``retrain_seconds``, ``time_ratio``.
+    """
+    unlearned_list = _as_list(unlearned, "unlearned")
+    retrained_list = _as_list(retrained, "retrained")
+    original_list = _as_list(original, "original")
+    if retrain_seconds is None and isinstance(retrained_list[0], TrainedModel):
+        retrain_seconds = retrained_list[0].train_seconds
+    u_out = [_outputs(m, data, request) for m in unlearned_list]
+    r_out = [_outputs(m, data, request) for m in retrained_list]
+    o_out = [_outputs(m, data, request) for m in original_list]
+
+    u = _mean([_per_model(o, request, folds, seed) for o in u_out])
+    r = _mean([_per_model(o, request, folds, seed) for o in r_out])
+    o = _mean([_per_model(o, request, folds, seed) for o in o_out])
+
+    row: dict[str, object] = dict(hyperparameters or {})
+    row.update({key: u[key] for key in ("forget_accuracy", "unlearn_accuracy", "retain_accuracy", "test_accuracy")})
+    row["mia_unlearned"] = u["mia"]
+    row["mia_retrained"] = r["mia"]
+    row["mia_original"] = o["mia"]
+    row["mia_efficacy"] = u["mia_efficacy"]
+
+    if len(r_out) >= 2:
+        rocs = [lira_of(target, r_out, request) for target in u_out]
+        row["lira_auc"] = float(np.mean([roc.auc for roc in rocs]))
+        row["lira_tpr_at_1%"] = float(np.mean([roc.tpr_at(0.01) for roc in rocs]))
+        row["lira_tpr_at_0.1%"] = float(np.mean([roc.tpr_at(0.001) for roc in rocs]))
+    else:
+        row["lira_auc"] = row["lira_tpr_at_1%"] = row["lira_tpr_at_0.1%"] = math.nan
+
+    row["gap_to_retrained"] = float(np.mean([abs(u[key] - r[key]) for key in GAP_MEASURES]))
+
+    n_models = min(len(u_out), len(r_out))
+    if n_models >= 3:
+        quality = forgetting_quality(
+            torch.stack([o.forget.logit_confidences for o in u_out[:n_models]]),
+            torch.stack([o.forget.logit_confidences for o in r_out[:n_models]]),
+        ).value
+        row["forgetting_quality"] = quality
+        row["unlearning_score"] = unlearning_score(
+            quality, u["retain_accuracy"], r["retain_accuracy"], u["test_accuracy"], r["test_accuracy"]
+        )
+    else:
+        row["forgetting_quality"] = row["unlearning_score"] = math.nan
+    row["n_models"] = n_models
+
+    row["seconds"] = math.nan if seconds is None else float(seconds)
+    row["retrain_seconds"] = math.nan if retrain_seconds is None else float(retrain_seconds)
+    row["time_ratio"] = row["seconds"] / row["retrain_seconds"] if row["retrain_seconds"] else math.nan
+    return pd.Series(row, name=name)
+
+
+def short_table(rows: Sequence[pd.Series] | pd.DataFrame) -> pd.DataFrame:
+    """Rows of :func:`evaluate` as a table with the course material's short column names (F, US, GS, MIA O, ...)."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    return frame[[c for c in SHORT_NAMES if c in frame.columns]].rename(columns=SHORT_NAMES)
