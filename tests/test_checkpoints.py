@@ -115,3 +115,15 @@ def test_bad_training_indices_are_refused(digits):
         get_or_train(TINY, digits, torch.tensor([1, 1, 2]), progress=False)
     with pytest.raises(ValueError, match="training indices out of range"):
         get_or_train(TINY, digits, torch.tensor([0, len(digits.train)]), progress=False)
+
+
+def test_one_model_per_seed_each_cached_on_its_own(digits):
+    tiny = dataclasses.replace(TINY, arch="resnet9")
+    models = checkpoints.get_or_train_seeds(tiny, digits, [3, 4], torch.arange(100), progress=False)
+    assert [m.config.seed for m in models] == [3, 4] and models[0].path != models[1].path
+    first, second = (evaluate_model(m.model, digits, digits.test).logits for m in models)
+    assert not torch.equal(first, second), "different seeds give different models"
+    again = checkpoints.get_or_train_seeds(tiny, digits, [4], torch.arange(100), progress=False)[0]
+    assert again.from_cache and again.path == models[1].path
+    with pytest.raises(ValueError, match="seeds must differ"):
+        checkpoints.get_or_train_seeds(tiny, digits, [1, 1])

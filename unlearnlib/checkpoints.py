@@ -18,11 +18,13 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from . import config as course_config
 from .data import ImageData, check_indices
@@ -179,3 +181,22 @@ def get_or_train(
     )
     save_checkpoint(path, trained, data)
     return trained
+
+
+def get_or_train_seeds(
+    config: TrainConfig,
+    data: ImageData,
+    seeds: Iterable[int],
+    indices: torch.Tensor | None = None,
+    *,
+    directory: Path | None = None,
+    progress: bool = True,
+) -> list[TrainedModel]:
+    """One model per seed, each trained (or loaded) as :func:`get_or_train` with ``config`` at that seed."""
+    seeds = list(seeds)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must differ, got {seeds}")
+    return [
+        get_or_train(replace(config, seed=seed), data, indices, directory=directory, progress=False)
+        for seed in tqdm(seeds, desc="models", unit="seed", disable=not progress)
+    ]

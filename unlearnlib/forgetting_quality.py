@@ -21,6 +21,13 @@ gives ε = ∞ (capped), and one with exactly one zero error rate is discarded
 (its bound is infinite from finite samples alone).  Each example then scores
 2^(−b), with b the index of its ε in bins of width 0.5 up to ceil(log(N − 1))
 and 0 beyond; F is the mean score.
+
+The challenge's own code scans a fixed grid of thresholds, one orientation per
+rule family, and also sets ε to the cap when one sample's spread is under 1% of
+the other's.  Searching every cut point and both orientations finds each
+example's strongest rule at least as well; the spread rule is left out, since an
+interval around a narrow sample separates it anyway unless the other sample
+has a value inside it.
 """
 
 from __future__ import annotations

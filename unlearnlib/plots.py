@@ -12,6 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .data import DatasetInfo, Split
+from .mia import AttackROC
 from .train import History
 
 
@@ -99,10 +100,10 @@ def training_curves(history: History, title: str = "training") -> Figure:
     """Loss and accuracy per epoch, on the training batches and on the test set."""
     frame = history.to_frame()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
-    left.plot(frame.index, frame.train_loss, "o-", label="train (augmented batches)")
+    left.plot(frame.index, frame.train_loss, "o-", label="train batches")
     left.plot(frame.index, frame.test_loss, "s-", label="test")
     left.set(xlabel="epoch", ylabel="cross-entropy loss (log scale)", yscale="log", title=f"{title}: loss")
-    right.plot(frame.index, frame.train_accuracy, "o-", label="train (augmented batches)")
+    right.plot(frame.index, frame.train_accuracy, "o-", label="train batches")
     right.plot(frame.index, frame.test_accuracy, "s-", label="test")
     right.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02), title=f"{title}: accuracy")
     for ax in (left, right):
@@ -142,5 +143,45 @@ def per_class_bars(values: np.ndarray, classes: Sequence[str], ylabel: str, titl
     ax.set_xticks(np.arange(len(classes)), classes, rotation=45, ha="right")
     ax.set(ylabel=ylabel, title=title)
     ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def overlaid_histograms(
+    ax: Axes,
+    groups: dict[str, np.ndarray | torch.Tensor],
+    xlabel: str,
+    title: str,
+    *,
+    log_x: bool = False,
+    density: bool = False,
+) -> None:
+    """Histograms of several groups (e.g. forget set against test set) on shared bins; counts, or densities."""
+    values = {name: np.asarray(torch.as_tensor(v).cpu(), dtype=float) for name, v in groups.items()}
+    everything = np.concatenate(list(values.values()))
+    if log_x:
+        positive = everything[everything > 0]
+        bins = np.geomspace(max(positive.min(), 1e-8), positive.max(), 40)
+        ax.set_xscale("log")
+    else:
+        bins = np.linspace(everything.min(), everything.max(), 40)
+    for name, v in values.items():
+        ax.hist(np.clip(v, bins[0], bins[-1]), bins=bins, density=density, alpha=0.5, label=f"{name} (n={len(v)})")
+    ax.set(xlabel=xlabel, ylabel="density" if density else "examples", title=title)
+    ax.legend()
+
+
+def roc_curves(rocs: dict[str, AttackROC], title: str = "membership inference ROC") -> Figure:
+    """ROC curves of attacks on log-log axes, where the low false-positive rates that matter are visible."""
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    floor = min(1 / roc.n_nonmembers for roc in rocs.values()) / 2
+    for name, roc in rocs.items():
+        ax.plot(np.maximum(roc.fpr, floor), np.maximum(roc.tpr, floor), label=f"{name} (AUC {roc.auc:.2f})")
+    grid = np.geomspace(floor, 1, 100)
+    ax.plot(grid, grid, "k--", lw=1, label="chance")
+    ax.set(xscale="log", yscale="log", xlim=(floor, 1), ylim=(floor, 1.05), title=title)
+    ax.set(xlabel="false-positive rate (non-members called members)", ylabel="true-positive rate (members found)")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return fig
