@@ -64,9 +64,7 @@ def request_(digits):
 
 
 def test_logit_scaled_confidence_of_hand_made_logits():
-    evaluation = Evaluation(
-        torch.tensor([[0.0, math.log(3)], [0.0, 0.0, 0.0][:2], [100.0, 0.0]]), torch.tensor([1, 0, 0])
-    )
+    evaluation = Evaluation(torch.tensor([[0.0, math.log(3)], [0.0, 0.0], [100.0, 0.0]]), torch.tensor([1, 0, 0]))
     # p = 3/4: log(3/4) - log(1/4) = log 3; p = 1/2: 0; p = 1 - e^-100: about 100, where log(1 - p) underflows.
     assert evaluation.logit_confidences.tolist() == pytest.approx([math.log(3), 0.0, 100.0])
     three = Evaluation(torch.zeros(1, 3), torch.tensor([2]))

@@ -117,8 +117,7 @@ def example_epsilons(
         outside = epsilon_from_rates(1 - fpr, tpr, delta)  # "unlearned" when outside it
         bound = np.fmax(inside, outside)
         bound[~(can_cut[rows][:, start] & can_cut[rows][:, stop])] = np.nan
-        found = ~np.isnan(bound).all(1)
-        epsilons[rows] = np.where(found, np.nanmax(np.where(np.isnan(bound), -np.inf, bound), axis=1), 0.0)
+        epsilons[rows] = np.where(np.isnan(bound), 0.0, bound).max(1)  # no usable rule: no evidence, ε = 0
     return np.clip(epsilons, 0.0, cap)
 
 
@@ -135,7 +134,7 @@ def epsilon_scores(epsilons: np.ndarray, n_models: int) -> np.ndarray:
     if (epsilons < 0).any() or np.isnan(epsilons).any():
         raise ValueError("epsilons must be non-negative numbers")
     index = np.floor(epsilons / BIN_WIDTH)
-    return np.where(index < score_bins(n_models), 2.0 ** -np.minimum(index, 1e3), 0.0)
+    return np.where(index < score_bins(n_models), 0.5**index, 0.0)
 
 
 @dataclass(frozen=True)

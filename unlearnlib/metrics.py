@@ -192,9 +192,7 @@ def evaluate(
     r_out = [_outputs(m, data, request) for m in retrained_list]
     o_out = [_outputs(m, data, request) for m in original_list]
 
-    u = _mean([_per_model(o, request, folds, seed) for o in u_out])
-    r = _mean([_per_model(o, request, folds, seed) for o in r_out])
-    o = _mean([_per_model(o, request, folds, seed) for o in o_out])
+    u, r, o = (_mean([_per_model(out, request, folds, seed) for out in outs]) for outs in (u_out, r_out, o_out))
 
     row: dict[str, object] = dict(hyperparameters or {})
     row.update({key: u[key] for key in ("forget_accuracy", "unlearn_accuracy", "retain_accuracy", "test_accuracy")})
@@ -216,8 +214,8 @@ def evaluate(
     n_models = min(len(u_out), len(r_out))
     if n_models >= 3:
         quality = forgetting_quality(
-            torch.stack([o.forget.logit_confidences for o in u_out[:n_models]]),
-            torch.stack([o.forget.logit_confidences for o in r_out[:n_models]]),
+            torch.stack([out.forget.logit_confidences for out in u_out[:n_models]]),
+            torch.stack([out.forget.logit_confidences for out in r_out[:n_models]]),
         ).value
         row["forgetting_quality"] = quality
         row["unlearning_score"] = unlearning_score(

@@ -45,6 +45,12 @@ def _attack_model() -> object:
     return make_pipeline(StandardScaler(), LogisticRegression())
 
 
+def _labelled(members: np.ndarray, nonmembers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The attack's training set: one feature column, label 1 for members and 0 for non-members."""
+    x = np.concatenate([members, nonmembers])[:, None]
+    return x, np.concatenate([np.ones(len(members)), np.zeros(len(nonmembers))])
+
+
 def balanced_sample(members: ArrayLike, nonmembers: ArrayLike, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Both groups cut to the size of the smaller one by a seeded random draw (the attacker's prior is then ½)."""
     members, nonmembers = _feature(members, "members"), _feature(nonmembers, "non-members")
@@ -68,8 +74,7 @@ def simple_mia(members: ArrayLike, nonmembers: ArrayLike, *, folds: int = 5, see
         raise ValueError(f"folds must be at least 2, got {folds}")
     if len(members) < folds:
         raise ValueError(f"{folds}-fold cross-validation needs at least {folds} examples per group, got {len(members)}")
-    x = np.concatenate([members, nonmembers])[:, None]
-    y = np.concatenate([np.ones(len(members)), np.zeros(len(nonmembers))])
+    x, y = _labelled(members, nonmembers)
     splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return float(cross_val_score(_attack_model(), x, y, cv=splits, scoring="accuracy").mean())
 
@@ -84,9 +89,7 @@ def mia_efficacy(retain: ArrayLike, test: ArrayLike, forget: ArrayLike, *, seed:
     """
     members, nonmembers = balanced_sample(retain, test, seed)
     forget = _feature(forget, "forget")
-    x = np.concatenate([members, nonmembers])[:, None]
-    y = np.concatenate([np.ones(len(members)), np.zeros(len(nonmembers))])
-    attack = _attack_model().fit(x, y)
+    attack = _attack_model().fit(*_labelled(members, nonmembers))
     return float((attack.predict(forget[:, None]) == 0).mean())
 
 
@@ -141,7 +144,7 @@ def attack_roc(member_scores: ArrayLike, nonmember_scores: ArrayLike) -> AttackR
     """The ROC curve of an attack scoring members higher than non-members, with its AUC."""
     members = _feature(member_scores, "member scores")
     nonmembers = _feature(nonmember_scores, "non-member scores")
-    y = np.concatenate([np.ones(len(members)), np.zeros(len(nonmembers))])
-    scores = np.concatenate([members, nonmembers])
+    scores, y = _labelled(members, nonmembers)
+    scores = scores[:, 0]
     fpr, tpr, _ = roc_curve(y, scores)
     return AttackROC(fpr, tpr, float(roc_auc_score(y, scores)), len(members), len(nonmembers))
