@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -102,6 +103,10 @@ def test_a_model_that_kept_the_forget_set_scores_badly(digits, request_):
     assert row["unlearning_score"] == 0.0
     assert row["mia_efficacy"] == 0.0, "every forget example looks like the retain set"
     assert row["gap_to_retrained"] > 0.2
+    reference = metrics.evaluate(retrained, retrained, memorisers[0], digits, request_)
+    columns = ("unlearn_accuracy", "retain_accuracy", "test_accuracy", "mia_unlearned")
+    expected = np.mean([abs(row[c] - reference[c]) for c in columns])
+    assert row["gap_to_retrained"] == pytest.approx(expected), "mean absolute difference over UA, RA, TA and MIA"
     assert row["time_ratio"] == 0.25
 
 
