@@ -87,6 +87,13 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
 
+    def blocks(self) -> list[tuple[str, nn.Module]]:
+        """The network as consecutive blocks, input to output: the stem, each residual block, the classifier."""
+        parts: list[tuple[str, nn.Module]] = [("stem", nn.ModuleList([self.conv1, self.bn1]))]
+        for stage in ("layer1", "layer2", "layer3", "layer4"):
+            parts += [(f"{stage}.{i}", block) for i, block in enumerate(getattr(self, stage))]
+        return parts + [("fc", self.fc)]
+
 
 class ResNet9(nn.Module):
     """The fast 9-layer residual network of the DAWNBench CIFAR-10 entries, with strided convolutions.
@@ -118,6 +125,18 @@ class ResNet9(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
 
+    def blocks(self) -> list[tuple[str, nn.Module]]:
+        """The network as consecutive blocks, input to output: the stem, each convolution or residual block, fc."""
+        return [
+            ("stem", self.conv1),
+            ("layer1.0", self.layer1[0]),
+            ("layer1.1", self.layer1[1]),
+            ("layer2", self.layer2),
+            ("layer3.0", self.layer3[0]),
+            ("layer3.1", self.layer3[1]),
+            ("fc", self.fc),
+        ]
+
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "resnet9": ResNet9,
@@ -145,6 +164,17 @@ def build_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return ARCHITECTURES[arch](num_classes=num_classes, in_channels=in_channels, width=width)
+
+
+def blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``model`` as named consecutive blocks, input to output: the unit in which "the last k layers" are counted.
+
+    The course's ResNets list their stem, residual blocks and classifier; any
+    other network, its top-level children that hold parameters.
+    """
+    if hasattr(model, "blocks"):
+        return model.blocks()
+    return [(name, child) for name, child in model.named_children() if any(True for _ in child.parameters())]
 
 
 def count_parameters(model: nn.Module) -> int:

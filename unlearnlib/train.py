@@ -180,33 +180,83 @@ def evaluate_model(model: nn.Module, data: ImageData, split: Split, batch_size: 
     return Evaluation(out.cpu(), split.labels.cpu())
 
 
-def _optimizer_and_schedule(
-    model: nn.Module, config: TrainConfig, steps: int
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    if config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(
-            model.parameters(),
-            lr=config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-            nesterov=config.momentum > 0,
-        )
-    else:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    if config.schedule == "onecycle":
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=config.lr,
-            total_steps=steps,
-            pct_start=0.25,
-            anneal_strategy="linear",
-            cycle_momentum=False,
-        )
-    elif config.schedule == "cosine":
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    else:
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    return optimizer, schedule
+class Optimiser:
+    """Steps of an optimizer and its learning-rate schedule, in mixed precision on CUDA.
+
+    ``optimizer`` is ``"sgd"`` (Nesterov momentum) or ``"adam"`` (AdamW);
+    ``schedule`` is ``"onecycle"`` (peak ``lr`` a quarter of the way through
+    ``steps``), ``"cosine"`` or ``"constant"``.  Under float16 autocast a
+    gradient scaler keeps small gradients from vanishing.  With ``clip_norm``,
+    the gradient is rescaled to at most that norm before each step.
+    """
+
+    def __init__(
+        self,
+        parameters,
+        device: torch.device,
+        *,
+        steps: int,
+        lr: float,
+        optimizer: str = "sgd",
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        schedule: str = "constant",
+        clip_norm: float | None = None,
+    ):
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if not lr > 0:
+            raise ValueError(f"the learning rate must be positive, got {lr}")
+        if clip_norm is not None and not clip_norm > 0:
+            raise ValueError(f"clip_norm must be positive, got {clip_norm}")
+        parameters = list(parameters)
+        self.parameters = parameters
+        self.clip_norm = clip_norm
+        if optimizer == "sgd":
+            self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                parameters, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0
+            )
+        else:
+            self.optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+        steps = max(1, steps)
+        if schedule == "onecycle":
+            self.schedule: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
+                self.optimizer,
+                max_lr=lr,
+                total_steps=steps,
+                pct_start=0.25,
+                anneal_strategy="linear",
+                cycle_momentum=False,
+            )
+        elif schedule == "cosine":
+            self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=steps)
+        else:
+            self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
+        self.device = device
+        self.dtype = autocast_dtype(device)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+
+    def autocast(self):
+        """The context in which to run the forward pass (and the loss)."""
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)
+
+    def step(self, loss: torch.Tensor) -> None:
+        """Back-propagate ``loss``, take an optimizer step, advance the schedule."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.clip_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.parameters, self.clip_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.schedule.step()
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the next step."""
+        return self.schedule.get_last_lr()[0]
 
 
 def fit(
@@ -230,9 +280,16 @@ def fit(
     if len(split) == 0:
         raise ValueError("cannot train on an empty set of examples")
     steps_per_epoch = max(1, len(split) // config.batch_size)
-    optimizer, schedule = _optimizer_and_schedule(model, config, steps_per_epoch * config.epochs)
-    dtype = autocast_dtype(device)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    optimiser = Optimiser(
+        model.parameters(),
+        device,
+        steps=steps_per_epoch * config.epochs,
+        lr=config.lr,
+        optimizer=config.optimizer,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        schedule=config.schedule,
+    )
     generator = torch.Generator(device=device).manual_seed(config.seed)
     augmentation = data.info.augmentation if config.augment else None
     history = History()
@@ -243,7 +300,7 @@ def fit(
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         seen = 0
-        lr = schedule.get_last_lr()[0]
+        lr = optimiser.lr
         for x, y in data.batches(
             split,
             config.batch_size,
@@ -253,14 +310,10 @@ def fit(
             drop_last=True,
             channels_last=cuda,
         ):
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            with optimiser.autocast():
                 logits = model(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            schedule.step()
+            optimiser.step(loss)
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
