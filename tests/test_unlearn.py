@@ -1,0 +1,224 @@
+"""The unlearning methods: their contract, their effect on small digits tasks, and their errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from unlearnlib import data as data_module
+from unlearnlib import unlearn
+from unlearnlib.checkpoints import get_or_train
+from unlearnlib.forget import ForgetRequest, class_forget, random_forget
+from unlearnlib.models import ResNet9, blocks, build_model
+from unlearnlib.train import TrainConfig, evaluate_model, fit, new_model
+from unlearnlib.unlearn.common import diagonal_fisher, distillation_loss
+
+CONFIG = TrainConfig(dataset="digits", arch="resnet9", width=8, epochs=15, batch_size=32, lr=0.05, augment=False)
+FAST = {"batch_size": 32, "progress": False}
+CLASS_ONLY = {"pbu", "unsir"}
+
+
+def trained(data: data_module.ImageData, indices: torch.Tensor | None = None) -> nn.Module:
+    model = new_model(CONFIG, data)
+    fit(model, data, CONFIG, indices, progress=False)
+    return model.eval()
+
+
+def accuracy(model: nn.Module, data: data_module.ImageData, indices: torch.Tensor) -> float:
+    return evaluate_model(model, data, data.train.subset(indices)).accuracy
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    """400 digits, 15% of them relabelled at random, so that a model must memorise to fit them all.
+
+    Returns the data, a random 20% forget request, the original model and the model retrained without D_f.
+    """
+    data = data_module.load("digits", n_train=400, n_test=300, device="cpu")
+    generator = torch.Generator().manual_seed(0)
+    labels = data.train.labels.clone()
+    flip = torch.randperm(len(labels), generator=generator)[: len(labels) * 15 // 100]
+    labels[flip] = (labels[flip] + torch.randint(1, 10, (len(flip),), generator=generator)) % 10
+    data = dataclasses.replace(data, train=data_module.Split(data.train.images, labels))
+    request = random_forget(len(labels), fraction=0.2, seed=0)
+    return data, request, trained(data), trained(data, request.retain)
+
+
+@pytest.fixture(scope="module")
+def clean():
+    """400 digits, a request for class 3, the original model and its per-class test accuracy."""
+    data = data_module.load("digits", n_train=400, n_test=300, device="cpu")
+    original = trained(data)
+    return data, class_forget(data.train.labels, 3, data.info), original
+
+
+def per_class(model: nn.Module, data: data_module.ImageData) -> torch.Tensor:
+    return torch.as_tensor(evaluate_model(model, data, data.test).per_class_accuracy(data.info.num_classes))
+
+
+@pytest.mark.parametrize("name", [m.name for m in unlearn.methods() if m.name != "retrain"])
+def test_a_method_leaves_its_input_alone_and_returns_the_same_architecture(name, noisy, clean):
+    method = unlearn.get(name)
+    data, request, original = clean if name in CLASS_ONLY else noisy[:3]
+    before = {key: value.clone() for key, value in original.state_dict().items()}
+    result = method(original, request, data, **FAST)
+    assert result is not original and type(result) is type(original) and not result.training
+    assert all(torch.equal(before[key], value) for key, value in original.state_dict().items())
+    after = result.state_dict()
+    assert list(after) == list(before) and all(after[key].shape == before[key].shape for key in before)
+    assert any(not torch.equal(before[key], after[key]) for key in before), "the method changed nothing"
+
+
+@pytest.mark.parametrize("name", [m.name for m in unlearn.methods("random") if m.name != "retrain"])
+def test_on_a_random_forget_set_a_method_moves_forget_accuracy_toward_retraining(name, noisy):
+    data, request, original, retrained = noisy
+    result = unlearn.get(name)(original, request, data, **FAST)
+    fa_original, fa_retrained = accuracy(original, data, request.forget), accuracy(retrained, data, request.forget)
+    fa = accuracy(result, data, request.forget)
+    assert fa_original - fa_retrained > 0.1, "the task must leave something to forget"
+    assert abs(fa - fa_retrained) < abs(fa_original - fa_retrained), (fa_original, fa, fa_retrained)
+    assert accuracy(result, data, request.retain) > accuracy(original, data, request.retain) - 0.1
+
+
+PBU_SATURATES = pytest.mark.xfail(
+    strict=True,
+    reason="known gap: on this confident digits model the gradient of log P(S_f | θ) all but vanishes "
+    "(p_y ≈ 1), so PBU's default SGD steps leave the class in place",
+)
+
+
+@pytest.mark.parametrize("name", [pytest.param("pbu", marks=PBU_SATURATES), "bad_teaching", "unsir"])
+def test_class_methods_forget_the_class_and_keep_the_others(name, clean):
+    """Forget accuracy near zero.
+
+    Bad Teaching's random teacher leaves it near chance (1/K = 0.1) rather than at 0, so the bounds are
+    0.15 on the forget set and 0.2 on the class's 30 or so test images (a standard error of about 0.055).
+    """
+    data, request, original = clean
+    result = unlearn.get(name)(original, request, data, **FAST)
+    assert accuracy(result, data, request.forget) <= 0.15
+    others = torch.arange(data.info.num_classes) != request.target_class
+    before, after = per_class(original, data), per_class(result, data)
+    assert after[request.target_class] <= 0.2
+    assert after[others].mean() > before[others].mean() - 0.05, (before[others].mean(), after[others].mean())
+
+
+def test_retrain_is_the_cached_model_trained_on_the_retain_set(digits):
+    config = dataclasses.replace(CONFIG, epochs=1)
+    request = random_forget(len(digits.train), fraction=0.1, seed=0)
+    original = get_or_train(config, digits, progress=False)
+    result = unlearn.retrain(original, request, digits, progress=False)
+    cached = get_or_train(config, digits, request.retain, progress=False)
+    assert not cached.from_cache or cached.path.exists()
+    assert all(torch.equal(a, b) for a, b in zip(result.state_dict().values(), cached.model.state_dict().values()))
+    with pytest.raises(ValueError, match="needs the training config"):
+        unlearn.retrain(original.model, request, digits)
+
+
+def test_eu_k_redraws_exactly_the_last_k_blocks_and_cf_k_moves_only_them(noisy):
+    data, request, original, _ = noisy
+    parts = [name for name, _ in blocks(original)]
+    for method in (unlearn.eu_k, unlearn.cf_k):
+        result = method(original, request, data, k=2, epochs=1, **FAST)
+        for (name, before), (_, after) in zip(blocks(original), blocks(result)):
+            same = all(torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
+            assert same == (name not in parts[-2:]), (method.__name__, name)
+
+
+def test_the_pull_keeps_fine_tuning_closer_to_the_original(noisy):
+    data, request, original, _ = noisy
+
+    def distance(model: nn.Module) -> float:
+        return sum((a - b).pow(2).sum().item() for a, b in zip(model.parameters(), original.parameters()))
+
+    plain = unlearn.finetune(original, request, data, epochs=2, **FAST)
+    pulled = unlearn.finetune_l2(original, request, data, epochs=2, pull=1.0, **FAST)
+    assert distance(pulled) < distance(plain)
+
+
+def test_blocks_of_the_course_networks():
+    resnet9 = build_model("resnet9", num_classes=10, in_channels=1, width=4)
+    resnet18 = build_model("resnet18", num_classes=10, in_channels=1, width=4)
+    assert [name for name, _ in blocks(resnet9)][-2:] == ["layer3.1", "fc"] and len(blocks(resnet9)) == 7
+    assert len(blocks(resnet18)) == 10 and blocks(resnet18)[0][0] == "stem"
+    for model in (resnet9, resnet18):
+        owned = {id(p) for _, block in blocks(model) for p in block.parameters()}
+        assert owned == {id(p) for p in model.parameters()}, "the blocks cover every parameter once"
+    mlp = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    assert [name for name, _ in blocks(mlp)] == ["0", "2"]
+
+
+def test_diagonal_fisher_is_the_mean_squared_per_example_gradient(digits):
+    model = ResNet9(num_classes=10, in_channels=1, width=2).eval()
+    split = digits.train.subset(torch.arange(6))
+    fisher = diagonal_fisher(model, digits, split, batch_size=4)
+    expected = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
+    for x, y in digits.batches(split, 1):
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        for name, p in model.named_parameters():
+            expected[name] += p.grad.pow(2) / len(split)
+    for name in expected:
+        torch.testing.assert_close(fisher[name], expected[name], rtol=1e-4, atol=1e-10)
+
+
+def test_distillation_loss_is_the_kl_divergence_of_the_softened_outputs():
+    teacher = torch.tensor([[2.0, 0.0]])
+    assert distillation_loss(teacher, teacher, 3.0).item() == pytest.approx(0.0, abs=1e-7)
+    p, q = torch.softmax(teacher / 2, 1), torch.softmax(torch.zeros(1, 2), 1)
+    kl = (p * (p / q).log()).sum().item()
+    assert distillation_loss(torch.zeros(1, 2), teacher, 2.0).item() == pytest.approx(4 * kl, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", [m.name for m in unlearn.methods() if m.name != "retrain"])
+def test_a_negative_learning_rate_is_refused(name, noisy, clean):
+    data, request, original = clean
+    method = unlearn.get(name)
+    rate = next(key for key in method.hyperparameters() if key.endswith("lr"))
+    if not method.applies_to(request):
+        data, request, original, _ = noisy
+    with pytest.raises(ValueError, match=rate):
+        method(original, request, data, **{rate: -0.1}, **FAST)
+
+
+def test_bad_requests_and_hyperparameters_get_clear_errors(noisy, clean):
+    data, request, original, _ = noisy
+    with pytest.raises(ValueError, match="k must be in 1..7"):
+        unlearn.eu_k(original, request, data, k=8)
+    with pytest.raises(ValueError, match="k must be"):
+        unlearn.cf_k(original, request, data, k=0)
+    missing = ForgetRequest("class", clean[1].forget, clean[1].n_train, target_class=42)
+    with pytest.raises(ValueError, match="class 42 does not exist in digits"):
+        unlearn.pbu(clean[2], missing, clean[0])
+    with pytest.raises(ValueError, match="unlearns class requests"):
+        unlearn.get("pbu")(original, request, data)
+    with pytest.raises(ValueError, match="unknown unlearning method 'nope'"):
+        unlearn.get("nope")
+    with pytest.raises(TypeError, match="no hyperparameter lr_typo"):
+        unlearn.get("finetune")(original, request, data, lr_typo=0.1)
+    with pytest.raises(ValueError, match="available must be in"):
+        unlearn.pbu(clean[2], clean[1], clean[0], available=1.5)
+    other = data_module.load("digits", n_train=100, device="cpu")
+    with pytest.raises(ValueError, match="training split of 400"):
+        unlearn.finetune(original, request, other)
+
+
+def test_the_registry_lists_every_method_in_teaching_order():
+    names = [m.name for m in unlearn.methods()]
+    assert names[:2] == ["retrain", "eu_k"] and set(names) >= {
+        "finetune",
+        "cf_k",
+        "finetune_l2",
+        "adversarial",
+        "pbu",
+        "bad_teaching",
+        "unsir",
+    }
+    assert "pbu" not in [m.name for m in unlearn.methods("random")]
+    assert "adversarial" not in [m.name for m in unlearn.methods("class")]
+    assert unlearn.get("cf_k").hyperparameters()["k"] == 3
+    with pytest.raises(ValueError, match="already registered"):
+        unlearn.register("finetune", family="exact", summary="")(lambda model, request, data: model)

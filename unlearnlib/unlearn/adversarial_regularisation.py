@@ -1,0 +1,128 @@
+"""Adversarial regularisation: make the model's outputs on the forget set indistinguishable from unseen data.
+
+A discriminator learns to tell the model's output distributions on D_f from
+those on unseen examples; the model is trained against it (min-max), while
+distilling the original model's outputs on D_r keeps what it knows.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..checkpoints import TrainedModel
+from ..data import ImageData
+from ..forget import ForgetRequest
+from ..train import Optimiser
+from .common import (
+    check_fraction,
+    check_positive,
+    check_request,
+    cycle,
+    distillation_loss,
+    frozen_copy,
+    subsample,
+    working_copy,
+)
+from .registry import register
+
+
+def output_features(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """What the discriminator sees of an output: the log-probabilities sorted (class-blind) and log p_y."""
+    log_p = F.log_softmax(logits.float(), 1).clamp(min=-30.0)
+    return torch.cat([log_p.sort(1, descending=True).values, log_p.gather(1, labels[:, None])], 1)
+
+
+class OutputDiscriminator(nn.Module):
+    """A two-layer perceptron scoring how much an output looks like one on D_f (logit of P(forget))."""
+
+    def __init__(self, num_classes: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(num_classes + 1, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features).squeeze(1)
+
+
+def unseen_indices(n_test: int, fraction: float, seed: int) -> torch.Tensor:
+    """The test examples the discriminator may use as unseen data: a seeded ``fraction`` of the test set."""
+    return subsample(torch.arange(n_test), fraction, seed)
+
+
+@register(
+    "adversarial",
+    family="adversarial",
+    summary="min-max against a discriminator of forget vs unseen outputs, distilling the original on D_r",
+    kinds=("random",),
+)
+def adversarial(
+    model: nn.Module | TrainedModel,
+    request: ForgetRequest,
+    data: ImageData,
+    *,
+    hidden: int = 64,
+    lr: float = 0.02,
+    discriminator_lr: float = 0.01,
+    weight: float = 5.0,
+    temperature: float = 2.0,
+    epochs: int = 4,
+    unseen_fraction: float = 0.5,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: bool = True,
+) -> nn.Module:
+    """Adversarially regularised unlearning of a random forget set.
+
+    Each step, on a batch of D_r, one of D_f and one of unseen (test) data:
+
+    1. the discriminator D (``hidden`` units, Adam at ``discriminator_lr``) takes a
+       step on binary cross-entropy, forget outputs labelled 1, unseen ones 0;
+    2. the model (SGD at ``lr``) takes a step on
+       KL(original ‖ model) on D_r at ``temperature``  +  ``weight`` · BCE(D(model on D_f), 0),
+       i.e. it distils the original on D_r while making D_f look unseen to D.
+
+    The unseen data is a seeded ``unseen_fraction`` of the test set, so the
+    evaluation's attacks see test examples the method has used.
+    """
+    check_request(request, data)
+    check_positive(
+        hidden=hidden, lr=lr, discriminator_lr=discriminator_lr, weight=weight, temperature=temperature, epochs=epochs
+    )
+    check_positive(batch_size=batch_size)
+    check_fraction("unseen_fraction", unseen_fraction)
+    device = data.device
+    unlearned = working_copy(model).train()
+    teacher = frozen_copy(model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        discriminator = OutputDiscriminator(data.info.num_classes, hidden).to(device)
+    retain = data.train.subset(request.retain)
+    steps_per_epoch = max(1, -(-len(retain) // batch_size))
+    optimiser = Optimiser(unlearned.parameters(), device, steps=steps_per_epoch * epochs, lr=lr, schedule="cosine")
+    d_optimiser = Optimiser(
+        discriminator.parameters(), device, steps=steps_per_epoch * epochs, lr=discriminator_lr, optimizer="adam"
+    )
+    generator = torch.Generator(device=device).manual_seed(seed)
+    forget_batches = cycle(data, data.train.subset(request.forget), batch_size, generator)
+    unseen = data.test.subset(unseen_indices(len(data.test), unseen_fraction, seed))
+    unseen_batches = cycle(data, unseen, batch_size, generator)
+    for _ in tqdm(range(epochs), desc="adversarial", unit="epoch", disable=not progress, leave=False):
+        for x_r, _ in data.batches(retain, batch_size, shuffle=True, generator=generator):
+            x_f, y_f = next(forget_batches)
+            x_u, y_u = next(unseen_batches)
+            with optimiser.autocast():
+                logits = unlearned(torch.cat([x_r, x_f, x_u]))
+            logits_r, logits_f, logits_u = logits.float().split([len(x_r), len(x_f), len(x_u)])
+            features_f, features_u = output_features(logits_f, y_f), output_features(logits_u, y_u)
+
+            scores = discriminator(torch.cat([features_f, features_u]).detach())
+            targets = torch.cat([torch.ones(len(x_f)), torch.zeros(len(x_u))]).to(device)
+            d_optimiser.step(F.binary_cross_entropy_with_logits(scores, targets))
+
+            with torch.no_grad():
+                teacher_logits = teacher(x_r).float()
+            fooled = F.binary_cross_entropy_with_logits(discriminator(features_f), torch.zeros(len(x_f), device=device))
+            optimiser.step(distillation_loss(logits_r, teacher_logits, temperature) + weight * fooled)
+    return unlearned.eval()

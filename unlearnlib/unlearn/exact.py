@@ -1,0 +1,73 @@
+"""Exact unlearning: retrain from scratch without the forget set, or retrain only the last k blocks (EU-k)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..checkpoints import TrainedModel, get_or_train
+from ..data import ImageData
+from ..forget import ForgetRequest
+from ..train import TrainConfig
+from .common import check_positive, check_request, fine_tune, last_blocks, reinitialise, working_copy
+from .registry import register
+
+
+@register("retrain", family="exact", summary="train from scratch on the retain set: the gold standard")
+def retrain(
+    model: nn.Module | TrainedModel,
+    request: ForgetRequest,
+    data: ImageData,
+    *,
+    config: TrainConfig | None = None,
+    progress: bool = True,
+) -> nn.Module:
+    """The model trained with ``config`` on the retain set only, through the checkpoint cache.
+
+    ``config`` defaults to the one ``model`` was trained with (``model`` must then be a
+    :class:`TrainedModel`).  ``model`` itself is not used: retraining forgets by never seeing D_f.
+    """
+    check_request(request, data)
+    if config is None:
+        if not isinstance(model, TrainedModel):
+            raise ValueError("retrain needs the training config: pass config=, or a TrainedModel as the model")
+        config = model.config
+    return get_or_train(config, data, request.retain, progress=progress).model
+
+
+@register("eu_k", family="exact", summary="re-initialise the last k blocks and train them on the retain set")
+def eu_k(
+    model: nn.Module | TrainedModel,
+    request: ForgetRequest,
+    data: ImageData,
+    *,
+    k: int = 4,
+    epochs: int = 5,
+    lr: float = 0.05,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: bool = True,
+) -> nn.Module:
+    """Exact unlearning of the last ``k`` blocks (Goel et al., 2022).
+
+    The first blocks keep their trained weights (they saw D_f, so the result is
+    exact only for the blocks retrained); the last ``k`` are drawn afresh from
+    ``seed`` and trained on D_r for ``epochs`` with a one-cycle schedule peaking at ``lr``.
+    """
+    check_request(request, data)
+    check_positive(k=k, epochs=epochs, lr=lr, batch_size=batch_size)
+    unlearned = working_copy(model)
+    tail = last_blocks(unlearned, k)
+    reinitialise(tail, seed)
+    return fine_tune(
+        unlearned,
+        data,
+        request.retain,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        trainable=tail,
+        schedule="onecycle",
+        seed=seed,
+        desc=f"EU-{k}",
+        progress=progress,
+    )

@@ -1,0 +1,114 @@
+"""Unlearning by fine-tuning on the retain set (catastrophic forgetting), of all or the last k blocks,
+with or without an L2 pull towards the original weights."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..checkpoints import TrainedModel
+from ..data import ImageData
+from ..forget import ForgetRequest
+from .common import (
+    check_positive,
+    check_request,
+    distance_squared,
+    fine_tune,
+    last_blocks,
+    parameters_of,
+    working_copy,
+)
+from .registry import register
+
+
+@register("finetune", family="fine-tuning", summary="fine-tune every layer on the retain set")
+def finetune(
+    model: nn.Module | TrainedModel,
+    request: ForgetRequest,
+    data: ImageData,
+    *,
+    epochs: int = 5,
+    lr: float = 0.1,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: bool = True,
+) -> nn.Module:
+    """Fine-tune the whole network on D_r with SGD (cosine-annealed from ``lr``): D_f fades as D_r is rehearsed."""
+    check_request(request, data)
+    return fine_tune(
+        working_copy(model),
+        data,
+        request.retain,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        desc="fine-tune",
+        progress=progress,
+    )
+
+
+@register("cf_k", family="fine-tuning", summary="fine-tune only the last k blocks on the retain set")
+def cf_k(
+    model: nn.Module | TrainedModel,
+    request: ForgetRequest,
+    data: ImageData,
+    *,
+    k: int = 3,
+    epochs: int = 5,
+    lr: float = 0.1,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: bool = True,
+) -> nn.Module:
+    """Catastrophic forgetting of the last ``k`` blocks (Goel et al., 2022): the others stay frozen."""
+    check_request(request, data)
+    check_positive(k=k)
+    unlearned = working_copy(model)
+    return fine_tune(
+        unlearned,
+        data,
+        request.retain,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        trainable=last_blocks(unlearned, k),
+        seed=seed,
+        desc=f"CF-{k}",
+        progress=progress,
+    )
+
+
+@register("finetune_l2", family="fine-tuning", summary="fine-tune on the retain set with an L2 pull to the original")
+def finetune_l2(
+    model: nn.Module | TrainedModel,
+    request: ForgetRequest,
+    data: ImageData,
+    *,
+    pull: float = 0.05,
+    epochs: int = 5,
+    lr: float = 0.1,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: bool = True,
+) -> nn.Module:
+    """Fine-tune on D_r minimising cross-entropy + (``pull``/2)·‖θ − θ*‖², θ* the original weights.
+
+    The pull keeps the network near the original solution, which stops it from
+    overfitting D_r and losing test accuracy.
+    """
+    check_request(request, data)
+    check_positive(pull=pull)
+    unlearned = working_copy(model)
+    original = parameters_of(unlearned)
+    return fine_tune(
+        unlearned,
+        data,
+        request.retain,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        penalty=lambda m: 0.5 * pull * distance_squared(m, original),
+        seed=seed,
+        desc="fine-tune + L2",
+        progress=progress,
+    )
