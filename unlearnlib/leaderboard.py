@@ -1,0 +1,160 @@
+"""Every registered unlearning method on the same requests, judged by the same measures, in one table.
+
+    python -m unlearnlib.leaderboard [--profile cpu] [--methods finetune,eu_k] [--out build]
+
+For each request (a random 20% of the training set, and the whole of class 0,
+the requests of notebook 03) and each method that applies to it, the method is
+run on the N original models (seeds 0..N-1) and judged with
+:func:`unlearnlib.metrics.evaluate` against N models retrained without the
+forget set at other seeds (N..2N-1), so that even retraining is compared with
+independent retrained models.  The table goes to ``build/leaderboard.csv``
+and ``build/leaderboard.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import config, metrics, session
+from .checkpoints import get_or_train, get_or_train_seeds
+from .data import ImageData
+from .forget import ForgetRequest, class_forget, random_forget
+from .unlearn import Method, get, methods
+
+COLUMNS = {
+    "request": "request",
+    "method": "method",
+    "unlearn_accuracy": "UA",
+    "retain_accuracy": "RA",
+    "test_accuracy": "TA",
+    "mia_unlearned": "MIA",
+    "gap_to_retrained": "gap",
+    "forgetting_quality": "F",
+    "unlearning_score": "US",
+    "seconds": "seconds",
+    "time_ratio": "time ratio",
+}
+"""The leaderboard's columns: :func:`~unlearnlib.metrics.evaluate` names and the table's labels."""
+
+
+def standard_requests(data: ImageData) -> dict[str, ForgetRequest]:
+    """The leaderboard's requests: a random 20% of the training set (seed 0) and the whole of class 0."""
+    return {
+        "random 20%": random_forget(len(data.train), fraction=0.2, seed=0),
+        f"class {data.info.classes[0]}": class_forget(data.train.labels, 0, data.info),
+    }
+
+
+def run(
+    setup: session.Session,
+    data: ImageData,
+    method_names: list[str] | None = None,
+    *,
+    requests: dict[str, ForgetRequest] | None = None,
+    hyperparameters: dict[str, dict] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run each method (all registered, by default) on each request and return every :func:`evaluate` row.
+
+    Each method gets its default hyperparameters, the profile's batch size, and
+    any overrides in ``hyperparameters[name]``.  Retraining's run time is the
+    training time of its models, from the checkpoint cache.
+    """
+    chosen: list[Method] = methods() if method_names is None else [get(name) for name in method_names]
+    requests = standard_requests(data) if requests is None else requests
+    hyperparameters = hyperparameters or {}
+    config_ = setup.original_config()
+    n = setup.profile.n_models
+    originals = get_or_train_seeds(config_, data, range(n), progress=progress)
+    rows = []
+    for label, request in requests.items():
+        reference = get_or_train_seeds(config_, data, range(n, 2 * n), request.retain, progress=progress)
+        reference_outputs = [metrics.model_outputs(m, data, request) for m in reference]
+        original_outputs = [metrics.model_outputs(m, data, request) for m in originals]
+        retrain_seconds = float(np.mean([m.train_seconds for m in reference]))
+        for method in tqdm([m for m in chosen if m.applies_to(request)], desc=label, disable=not progress):
+            settings = {"batch_size": setup.profile.batch_size} if "batch_size" in method.hyperparameters() else {}
+            settings |= hyperparameters.get(method.name, {})
+            unlearned, seconds = [], []
+            for original in originals:
+                if method.name == "retrain":
+                    trained = get_or_train(original.config, data, request.retain, progress=False)
+                    unlearned.append(trained.model)
+                    seconds.append(trained.train_seconds)
+                    continue
+                start = time.perf_counter()
+                unlearned.append(method(original, request, data, progress=False, **settings))
+                seconds.append(time.perf_counter() - start)
+            row = metrics.evaluate(
+                unlearned,
+                reference_outputs,
+                original_outputs,
+                data,
+                request,
+                seconds=float(np.mean(seconds)),
+                retrain_seconds=retrain_seconds,
+                name=method.name,
+            )
+            rows.append(pd.concat([pd.Series({"request": label, "method": method.name}), row]))
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
+def table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard's columns of :func:`run`'s rows, with short labels."""
+    return rows[list(COLUMNS)].rename(columns=COLUMNS)
+
+
+def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
+    """``frame`` as a GitHub Markdown table, numbers rounded to ``digits`` decimals."""
+
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return "–" if np.isnan(value) else f"{value:.{digits}f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def save(rows: pd.DataFrame, out: Path, header: str = "") -> tuple[Path, Path]:
+    """Write every column of ``rows`` to ``out/leaderboard.csv`` and the table to ``out/leaderboard.md``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out / "leaderboard.csv", out / "leaderboard.md"
+    rows.to_csv(csv_path, index=False)
+    md_path.write_text((header + "\n\n" if header else "") + markdown(table(rows)))
+    return csv_path, md_path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m unlearnlib.leaderboard", description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default=None, help="default: UNLEARN_PROFILE, else gpu with CUDA, else cpu")
+    parser.add_argument("--dataset", default=None, help="default: UNLEARN_DATASET, else the profile's first available")
+    parser.add_argument("--methods", default=None, help="comma-separated names (default: every registered method)")
+    parser.add_argument("--out", type=Path, default=config.build_dir())
+    args = parser.parse_args(argv)
+    setup = session.start(args.profile, args.dataset)
+    data = setup.load_data()
+    names = args.methods.split(",") if args.methods else None
+    start = time.perf_counter()
+    rows = run(setup, data, names)
+    header = (
+        f"Profile {setup.profile.name}, {data.info.name}, {setup.profile.n_models} models per method; "
+        f"made by `python -m unlearnlib.leaderboard --profile {setup.profile.name}` "
+        f"in {time.perf_counter() - start:.0f} s."
+    )
+    csv_path, md_path = save(rows, args.out, header)
+    print(header)
+    print(markdown(table(rows)))
+    print(f"saved {csv_path} and {md_path}")
+
+
+if __name__ == "__main__":
+    main()
