@@ -17,6 +17,7 @@ from ..data import ImageData
 from ..forget import ForgetRequest
 from ..train import Optimiser
 from .common import (
+    batches_per_epoch,
     check_fraction,
     check_positive,
     check_request,
@@ -99,7 +100,7 @@ def adversarial(
         torch.manual_seed(seed)
         discriminator = OutputDiscriminator(data.info.num_classes, hidden).to(device)
     retain = data.train.subset(request.retain)
-    steps_per_epoch = max(1, -(-len(retain) // batch_size))
+    steps_per_epoch = batches_per_epoch(len(retain), batch_size)
     optimiser = Optimiser(unlearned.parameters(), device, steps=steps_per_epoch * epochs, lr=lr, schedule="cosine")
     d_optimiser = Optimiser(
         discriminator.parameters(), device, steps=steps_per_epoch * epochs, lr=discriminator_lr, optimizer="adam"

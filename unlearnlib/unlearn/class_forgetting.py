@@ -13,6 +13,7 @@ from ..data import ImageData, Split
 from ..forget import ForgetRequest
 from ..train import Optimiser
 from .common import (
+    batches_per_epoch,
     check_fraction,
     check_positive,
     check_request,
@@ -82,7 +83,7 @@ def pbu(
     scale = max(f.max() for f in fisher.values()).clamp(min=1e-30)
     fisher = {name: f / scale for name, f in fisher.items()}
     unlearned.eval()
-    steps = max(1, -(-len(seen) // batch_size)) * epochs
+    steps = batches_per_epoch(len(seen), batch_size) * epochs
     optimiser = Optimiser(
         unlearned.parameters(),
         data.device,
@@ -153,7 +154,7 @@ def bad_teaching(
     # The labels are replaced by "which teacher" flags, so that batches carry them along.
     images = data.train.subset(indices).images
     mixed = Split(images, is_forget[indices].long().to(images.device))
-    steps = max(1, -(-len(mixed) // batch_size)) * epochs
+    steps = batches_per_epoch(len(mixed), batch_size) * epochs
     optimiser = Optimiser(student.parameters(), data.device, steps=steps, lr=lr, optimizer="adam", weight_decay=0.0)
     generator = torch.Generator(device=data.device).manual_seed(seed)
     for _ in tqdm(range(epochs), desc="bad teaching", unit="epoch", disable=not progress, leave=False):
@@ -260,7 +261,9 @@ def unsir(
     sample = subsample(request.retain, retain_fraction, seed)
     split = data.train.subset(sample)
     unlearned.train()
-    optimiser = Optimiser(unlearned.parameters(), data.device, steps=max(1, -(-len(split) // batch_size)), lr=impair_lr)
+    optimiser = Optimiser(
+        unlearned.parameters(), data.device, steps=batches_per_epoch(len(split), batch_size), lr=impair_lr
+    )
     generator = torch.Generator(device=data.device).manual_seed(seed)
     for x, y in tqdm(
         data.batches(split, batch_size, shuffle=True, generator=generator),

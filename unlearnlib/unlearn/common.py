@@ -113,6 +113,11 @@ def subsample(indices: torch.Tensor, fraction: float, seed: int) -> torch.Tensor
     return indices[order].sort().values
 
 
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    """The batches in one pass over ``n`` examples, the last one possibly short (at least 1)."""
+    return max(1, -(-n // batch_size))
+
+
 def cycle(data: ImageData, split: Split, batch_size: int, generator: torch.Generator):
     """Shuffled batches of ``split`` without end, reshuffled at each pass."""
     while True:
@@ -170,11 +175,10 @@ def fine_tune(
     check_positive(epochs=epochs, lr=lr, batch_size=batch_size)
     split = data.train.subset(indices)
     parameters = train_only(model, trainable)
-    steps_per_epoch = max(1, -(-len(split) // batch_size))
     optimiser = Optimiser(
         parameters,
         data.device,
-        steps=steps_per_epoch * epochs,
+        steps=batches_per_epoch(len(split), batch_size) * epochs,
         lr=lr,
         momentum=momentum,
         weight_decay=weight_decay,
