@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from unlearnlib.config import PROFILES
-from unlearnlib.train import Evaluation, TrainConfig, evaluate_model, fit, new_model, original_config
+from unlearnlib.train import Evaluation, Optimiser, TrainConfig, evaluate_model, fit, new_model, original_config
 
 QUICK = TrainConfig(dataset="digits", arch="resnet18", width=8, epochs=6, batch_size=64, lr=0.05)
 
@@ -111,3 +111,26 @@ def test_other_optimizers_and_schedules_run(digits, schedule):
     config = dataclasses.replace(QUICK, epochs=1, optimizer="adam", lr=1e-3, schedule=schedule, label_smoothing=0.1)
     history = fit(new_model(config, digits), digits, config, torch.arange(200), progress=False)
     assert np.isfinite(history.train_loss[0])
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6])
+def test_unit_gradient_steps_move_the_weights_by_the_learning_rate_whatever_the_gradient(scale):
+    weights = torch.nn.Parameter(torch.zeros(4))
+    direction = torch.tensor([1.0, -2.0, 0.5, 3.0])
+    optimiser = Optimiser(
+        [weights], torch.device("cpu"), steps=3, lr=0.1, momentum=0.0, weight_decay=0.0, unit_gradient=True
+    )
+    optimiser.step(scale * (direction * weights).sum())
+    torch.testing.assert_close(weights.detach(), -0.1 * direction / direction.norm())
+
+
+def test_clipping_and_unit_gradients_are_exclusive():
+    with pytest.raises(ValueError, match="not both"):
+        Optimiser(
+            [torch.nn.Parameter(torch.zeros(1))],
+            torch.device("cpu"),
+            steps=1,
+            lr=0.1,
+            clip_norm=1.0,
+            unit_gradient=True,
+        )

@@ -83,14 +83,7 @@ def test_on_a_random_forget_set_a_method_moves_forget_accuracy_toward_retraining
     assert accuracy(result, data, request.retain) > accuracy(original, data, request.retain) - 0.1
 
 
-PBU_SATURATES = pytest.mark.xfail(
-    strict=True,
-    reason="known gap: on this confident digits model the gradient of log P(S_f | θ) all but vanishes "
-    "(p_y ≈ 1), so PBU's default SGD steps leave the class in place",
-)
-
-
-@pytest.mark.parametrize("name", [pytest.param("pbu", marks=PBU_SATURATES), "bad_teaching", "unsir"])
+@pytest.mark.parametrize("name", ["pbu", "bad_teaching", "unsir"])
 def test_class_methods_forget_the_class_and_keep_the_others(name, clean):
     """Forget accuracy near zero.
 

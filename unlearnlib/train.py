@@ -187,7 +187,9 @@ class Optimiser:
     ``schedule`` is ``"onecycle"`` (peak ``lr`` a quarter of the way through
     ``steps``), ``"cosine"`` or ``"constant"``.  Under float16 autocast a
     gradient scaler keeps small gradients from vanishing.  With ``clip_norm``,
-    the gradient is rescaled to at most that norm before each step.
+    the gradient is rescaled to at most that norm before each step; with
+    ``unit_gradient``, to norm 1 whatever its size (normalised gradient descent:
+    each step moves the weights by ``lr``, even where the gradient nearly vanishes).
     """
 
     def __init__(
@@ -202,6 +204,7 @@ class Optimiser:
         weight_decay: float = 5e-4,
         schedule: str = "constant",
         clip_norm: float | None = None,
+        unit_gradient: bool = False,
     ):
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
@@ -211,9 +214,12 @@ class Optimiser:
             raise ValueError(f"the learning rate must be positive, got {lr}")
         if clip_norm is not None and not clip_norm > 0:
             raise ValueError(f"clip_norm must be positive, got {clip_norm}")
+        if clip_norm is not None and unit_gradient:
+            raise ValueError("give clip_norm or unit_gradient, not both")
         parameters = list(parameters)
         self.parameters = parameters
         self.clip_norm = clip_norm
+        self.unit_gradient = unit_gradient
         if optimizer == "sgd":
             self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
                 parameters, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0
@@ -246,9 +252,13 @@ class Optimiser:
         """Back-propagate ``loss``, take an optimizer step, advance the schedule."""
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        if self.clip_norm is not None:
+        if self.clip_norm is not None or self.unit_gradient:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.parameters, self.clip_norm)
+            norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.clip_norm or float("inf"))
+            if self.unit_gradient:
+                for parameter in self.parameters:
+                    if parameter.grad is not None:
+                        parameter.grad.div_(norm.clamp(min=1e-12))
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.schedule.step()

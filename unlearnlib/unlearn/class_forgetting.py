@@ -43,11 +43,10 @@ def pbu(
     *,
     available: float = 0.5,
     alpha: float = 1.0,
-    beta: float = 100.0,
-    gamma: float = 10.0,
+    beta: float = 10.0,
+    gamma: float = 1.0,
     epochs: int = 60,
-    lr: float = 0.01,
-    clip_norm: float = 1.0,
+    lr: float = 0.003,
     batch_size: int = 128,
     seed: int = 0,
     progress: bool = True,
@@ -61,13 +60,18 @@ def pbu(
     with θ* the original weights and F the diagonal empirical Fisher at θ* on S_f.
     The first term drives the class's likelihood down; the Fisher term keeps the
     weights that matter to the model's predictions where they were, the L2 term
-    keeps all of them near.  F is scaled to mean 1 over the parameters, so β and γ
-    F is scaled to a maximum of 1 (a rescaling of β that keeps the step stable).
-    SGD at ``lr`` with the gradient norm clipped to ``clip_norm`` (the first term
-    is unbounded below); it stops after ``epochs``, or after the first epoch in
-    which every image it sees was already misclassified before its step: the class
-    is forgotten, and descending further only harms the other classes.
-    Batch-norm statistics stay as trained: batches of one class would corrupt them.
+    keeps all of them near.  F is scaled to a maximum of 1 (a rescaling of β).
+
+    The steps are normalised: SGD with momentum 0.9 on the gradient rescaled to
+    norm 1, so each step moves the weights by ``lr`` (cosine-annealed).  A
+    confident model has p_y ≈ 1 on its class, where the gradient of log p_y all
+    but vanishes and plain gradient steps stall against the two anchors; the
+    first term is also unbounded below, so raw steps grow without limit once it
+    gives way.  Only images still classified as y are pushed, and the run stops
+    after ``epochs``, or after the first epoch in which every image it sees was
+    already misclassified before its step: the class is forgotten, and
+    descending further only harms the other classes.  Batch-norm statistics stay
+    as trained: batches of one class would corrupt them.
     """
     check_request(request, data)
     if request.kind != "class":
@@ -91,7 +95,8 @@ def pbu(
         lr=lr,
         weight_decay=0.0,
         schedule="cosine",
-        clip_norm=clip_norm,
+        momentum=0.9,
+        unit_gradient=True,
     )
     generator = torch.Generator(device=data.device).manual_seed(seed)
     for _ in tqdm(range(epochs), desc="PBU", unit="epoch", disable=not progress, leave=False):
