@@ -1,22 +1,66 @@
-"""The leaderboard: every method on the same requests, one row each, saved as CSV and Markdown."""
+"""Trials and the leaderboard: every method judged on the same requests against independent retrained models."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import pandas as pd
+import pytest
 import torch
 
 from unlearnlib import config, leaderboard
 from unlearnlib import data as data_module
+from unlearnlib.checkpoints import get_or_train
 from unlearnlib.forget import class_forget, random_forget
 from unlearnlib.session import Session
+from unlearnlib.trial import Trial
+
+TINY = dataclasses.replace(config.PROFILES["smoke"], arch="resnet9", width=4, epochs=2, batch_size=64)
 
 
-def test_the_leaderboard_runs_each_applicable_method_on_each_request(isolated_root):
+@pytest.fixture
+def tiny(isolated_root):
     digits = data_module.load("digits", n_train=300, n_test=200, device="cpu")
-    profile = dataclasses.replace(config.PROFILES["smoke"], arch="resnet9", width=4, epochs=2, batch_size=64)
-    setup = Session(profile, "digits", torch.device("cpu"), 0)
+    return Session(TINY, "digits", torch.device("cpu"), 0), digits
+
+
+def test_a_trial_judges_against_retrained_models_of_other_seeds(tiny):
+    setup, digits = tiny
+    request = random_forget(len(digits.train), fraction=0.1, seed=0)
+    trial = Trial(setup, digits, request, progress=False)
+    n = TINY.n_models
+    assert [m.config.seed for m in trial.originals] == list(range(n))
+    assert [m.config.seed for m in trial.retrained] == list(range(n, 2 * n))
+    assert all(len(m.train_ids) == len(request.retain) for m in trial.retrained)
+
+    row = trial.run("retrain", progress=False)
+    assert row.name == "retrain" and row["n_models"] == n and len(trial.outputs["retrain"]) == n
+    cached = [get_or_train(m.config, digits, request.retain, progress=False) for m in trial.originals]
+    assert all(c.from_cache for c in cached), "retraining went through the checkpoint cache"
+    assert row["seconds"] == pytest.approx(sum(c.train_seconds for c in cached) / n)
+    assert row["time_ratio"] == pytest.approx(row["seconds"] / trial.retrain_seconds)
+    nothing = trial.do_nothing()
+    assert nothing.name == "original" and nothing["seconds"] == 0
+    assert nothing["forget_accuracy"] == pytest.approx(sum(o.forget.accuracy for o in trial.original_outputs) / n)
+
+
+def test_a_sweep_has_one_row_per_combination_led_by_its_values(tiny):
+    setup, digits = tiny
+    trial = Trial(setup, digits, class_forget(digits.train.labels, 2, digits.info), progress=False)
+    rows = trial.sweep("finetune", {"epochs": [1, 2], "lr": [0.01, 0.1]}, progress=False, batch_size=32)
+    assert list(rows.index) == [f"finetune epochs={e} lr={lr}" for e in (1, 2) for lr in (0.01, 0.1)]
+    assert list(rows.columns[:2]) == ["epochs", "lr"] and rows["epochs"].tolist() == [1, 1, 2, 2]
+    assert rows[["class_test_accuracy", "other_test_accuracy", "forgetting_quality"]].notna().all().all()
+    assert set(trial.outputs) == set(rows.index)
+    with pytest.raises(ValueError, match="at least one value"):
+        trial.sweep("finetune", {"epochs": []})
+    with pytest.raises(ValueError, match="does not apply to a random request"):
+        Trial(setup, digits, random_forget(len(digits.train), count=30), progress=False).run("pbu")
+
+
+def test_the_leaderboard_runs_each_applicable_method_on_each_request(tiny, isolated_root):
+    setup, digits = tiny
+    profile = TINY
     requests = {
         "random": random_forget(len(digits.train), fraction=0.1, seed=0),
         "class 1": class_forget(digits.train.labels, 1, digits.info),
@@ -25,8 +69,10 @@ def test_the_leaderboard_runs_each_applicable_method_on_each_request(isolated_ro
         setup, digits, ["retrain", "finetune", "pbu"], requests=requests, hyperparameters={"finetune": {"epochs": 1}}
     )
     assert list(zip(rows["request"], rows["method"])) == [
+        ("random", "original"),
         ("random", "retrain"),
         ("random", "finetune"),
+        ("class 1", "original"),
         ("class 1", "retrain"),
         ("class 1", "finetune"),
         ("class 1", "pbu"),

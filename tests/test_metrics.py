@@ -157,3 +157,17 @@ def test_evaluate_refuses_mismatched_input(digits, request_):
 def test_an_empty_forget_set_is_refused_before_anything_is_measured():
     with pytest.raises(ValueError, match="forget indices are empty"):
         ForgetRequest("random", torch.tensor([], dtype=torch.long), 10)
+
+
+def test_class_accuracies_split_the_test_set_at_the_forgotten_class():
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 2, 0])
+    predicted = torch.tensor([0, 1, 1, 1, 0, 2, 2, 0])  # class 0: 2 of 3 right; the others: 4 of 5
+    logits = nn.functional.one_hot(predicted, 3).float()
+    empty = Evaluation(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+    outputs = metrics.ModelOutputs(forget=empty, retain=empty, test=Evaluation(logits, labels))
+    request = ForgetRequest(forget=torch.tensor([0]), n_train=2, kind="class", target_class=0)
+    assert metrics.class_accuracies(outputs, request) == pytest.approx(
+        {"class_test_accuracy": 2 / 3, "other_test_accuracy": 4 / 5}
+    )
+    with pytest.raises(ValueError, match="needs a request for a whole class"):
+        metrics.class_accuracies(outputs, random_forget(10, count=2))

@@ -3,12 +3,13 @@
     python -m unlearnlib.leaderboard [--profile cpu] [--methods finetune,eu_k] [--out build]
 
 For each request (a random 20% of the training set, and the whole of class 0,
-the requests of notebook 03) and each method that applies to it, the method is
-run on the N original models (seeds 0..N-1) and judged with
-:func:`unlearnlib.metrics.evaluate` against N models retrained without the
-forget set at other seeds (N..2N-1), so that even retraining is compared with
-independent retrained models.  The table goes to ``build/leaderboard.csv``
-and ``build/leaderboard.md``.
+the requests of notebook 03) the table starts with the original models' own
+row: doing nothing.  Then, for each method that applies to the request, a
+:class:`~unlearnlib.trial.Trial` runs the method on the N original models
+(seeds 0..N-1) and judges it with :func:`unlearnlib.metrics.evaluate` against
+N models retrained without the forget set at other seeds (N..2N-1), so that
+even retraining is compared with independent retrained models.  The table goes
+to ``build/leaderboard.csv`` and ``build/leaderboard.md``.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import config, metrics, session
-from .checkpoints import get_or_train, get_or_train_seeds
+from . import config, session
 from .data import ImageData
 from .forget import ForgetRequest, class_forget, random_forget
+from .trial import Trial
 from .unlearn import Method, get, methods
 
 COLUMNS = {
@@ -62,45 +63,22 @@ def run(
 ) -> pd.DataFrame:
     """Run each method (all registered, by default) on each request and return every :func:`evaluate` row.
 
+    Each request's rows start with the original models' own ("original": doing nothing).
+
     Each method gets its default hyperparameters, the profile's batch size, and
-    any overrides in ``hyperparameters[name]``.  Retraining's run time is the
-    training time of its models, from the checkpoint cache.
+    any overrides in ``hyperparameters[name]``; it is judged by a
+    :class:`~unlearnlib.trial.Trial`.  Retraining's run time is the training
+    time of its models, from the checkpoint cache.
     """
     chosen: list[Method] = methods() if method_names is None else [get(name) for name in method_names]
     requests = standard_requests(data) if requests is None else requests
     hyperparameters = hyperparameters or {}
-    config_ = setup.original_config()
-    n = setup.profile.n_models
-    originals = get_or_train_seeds(config_, data, range(n), progress=progress)
     rows = []
     for label, request in requests.items():
-        reference = get_or_train_seeds(config_, data, range(n, 2 * n), request.retain, progress=progress)
-        reference_outputs = [metrics.model_outputs(m, data, request) for m in reference]
-        original_outputs = [metrics.model_outputs(m, data, request) for m in originals]
-        retrain_seconds = float(np.mean([m.train_seconds for m in reference]))
+        trial = Trial(setup, data, request, progress=progress)
+        rows.append(pd.concat([pd.Series({"request": label, "method": "original"}), trial.do_nothing()]))
         for method in tqdm([m for m in chosen if m.applies_to(request)], desc=label, disable=not progress):
-            settings = {"batch_size": setup.profile.batch_size} if "batch_size" in method.hyperparameters() else {}
-            settings |= hyperparameters.get(method.name, {})
-            unlearned, seconds = [], []
-            for original in originals:
-                if method.name == "retrain":
-                    trained = get_or_train(original.config, data, request.retain, progress=False)
-                    unlearned.append(trained.model)
-                    seconds.append(trained.train_seconds)
-                    continue
-                start = time.perf_counter()
-                unlearned.append(method(original, request, data, progress=False, **settings))
-                seconds.append(time.perf_counter() - start)
-            row = metrics.evaluate(
-                unlearned,
-                reference_outputs,
-                original_outputs,
-                data,
-                request,
-                seconds=float(np.mean(seconds)),
-                retrain_seconds=retrain_seconds,
-                name=method.name,
-            )
+            row = trial.run(method, progress=False, **hyperparameters.get(method.name, {}))
             rows.append(pd.concat([pd.Series({"request": label, "method": method.name}), row]))
     return pd.DataFrame(rows).reset_index(drop=True)
 

@@ -95,8 +95,22 @@ def accuracies(outputs: ModelOutputs) -> dict[str, float]:
     }
 
 
+def class_accuracies(outputs: ModelOutputs, request: ForgetRequest) -> dict[str, float]:
+    """Test accuracy on the forgotten class and on the other classes (their images pooled), for a class request."""
+    if request.kind != "class":
+        raise ValueError("accuracy on the forgotten class needs a request for a whole class")
+    right = outputs.test.predictions == outputs.test.labels
+    in_class = outputs.test.labels == request.target_class
+    return {
+        "class_test_accuracy": right[in_class].float().mean().item(),
+        "other_test_accuracy": right[~in_class].float().mean().item(),
+    }
+
+
 def _per_model(outputs: ModelOutputs, request: ForgetRequest, folds: int, seed: int) -> dict[str, float]:
     values = accuracies(outputs)
+    if request.kind == "class":
+        values |= class_accuracies(outputs, request)
     values["mia"] = simple_mia_of(outputs, request, folds=folds, seed=seed)
     values["mia_efficacy"] = mia_efficacy(
         outputs.retain.logit_confidences, outputs.test.logit_confidences, outputs.forget.logit_confidences, seed=seed
@@ -177,7 +191,8 @@ def evaluate(
     ``retrain_seconds`` defaults to the first retrained model's training time
     when it came from the checkpoint cache.  ``hyperparameters`` lead the row.
 
-    Columns (fractions in [0, 1]): forget/unlearn/retain/test accuracy,
+    Columns (fractions in [0, 1]): forget/unlearn/retain/test accuracy (for a
+    class request also test accuracy on the class and on the other classes),
     ``mia_unlearned``, ``mia_retrained`` (GS), ``mia_original`` (simple MIA of
     each), ``mia_efficacy``, ``lira_auc`` and ``lira_tpr_at_1%``/``_0.1%``,
     ``gap_to_retrained``, ``forgetting_quality``, ``unlearning_score``,
@@ -196,6 +211,8 @@ def evaluate(
 
     row: dict[str, object] = dict(hyperparameters or {})
     row.update({key: u[key] for key in ("forget_accuracy", "unlearn_accuracy", "retain_accuracy", "test_accuracy")})
+    if request.kind == "class":
+        row.update({key: u[key] for key in ("class_test_accuracy", "other_test_accuracy")})
     row["mia_unlearned"] = u["mia"]
     row["mia_retrained"] = r["mia"]
     row["mia_original"] = o["mia"]

@@ -1,0 +1,123 @@
+"""Judging unlearning methods on one forget request: the models they start from, the models they are
+measured against, and the runs.
+
+A :class:`Trial` holds, for one request, the N original models (seeds 0..N-1)
+that a method starts from and N models retrained without the forget set at
+other seeds (N..2N-1) that it is judged against, so that even retraining faces
+independent retrained models.  :meth:`Trial.run` runs a method on every original
+and returns the :func:`unlearnlib.metrics.evaluate` row; :meth:`Trial.sweep`
+does so over a grid of hyperparameters.  The algorithm notebooks and the
+leaderboard all judge methods this way.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import metrics
+from .checkpoints import get_or_train, get_or_train_seeds
+from .data import ImageData
+from .forget import ForgetRequest
+from .session import Session
+from .unlearn import Method, get
+
+
+class Trial:
+    """One request, its original and retrained models, and the outputs of every method run on it."""
+
+    def __init__(self, setup: Session, data: ImageData, request: ForgetRequest, *, progress: bool = True):
+        self.data = data
+        self.request = request
+        self.batch_size = setup.profile.batch_size
+        config = setup.original_config()
+        n = setup.profile.n_models
+        self.originals = get_or_train_seeds(config, data, range(n), progress=progress)
+        self.retrained = get_or_train_seeds(config, data, range(n, 2 * n), request.retain, progress=progress)
+        self.original_outputs = [metrics.model_outputs(m, data, request) for m in self.originals]
+        self.retrained_outputs = [metrics.model_outputs(m, data, request) for m in self.retrained]
+        self.retrain_seconds = float(np.mean([m.train_seconds for m in self.retrained]))
+        self.outputs: dict[str, list[metrics.ModelOutputs]] = {}
+        """The unlearned models' outputs of each run, by the run's name."""
+
+    def do_nothing(self) -> pd.Series:
+        """The :func:`~unlearnlib.metrics.evaluate` row of the original models themselves, named "original":
+        the score of not unlearning at all, in no time."""
+        return metrics.evaluate(
+            self.original_outputs,
+            self.retrained_outputs,
+            self.original_outputs,
+            self.data,
+            self.request,
+            seconds=0.0,
+            retrain_seconds=self.retrain_seconds,
+            name="original",
+        )
+
+    def _unlearn_one(self, method: Method, original, settings: dict, progress: bool) -> tuple[nn.Module, float]:
+        """``method`` applied to one original model, and its run time in seconds.
+
+        Retraining comes from the checkpoint cache, with the time its training took.
+        """
+        if method.name == "retrain":
+            trained = get_or_train(original.config, self.data, self.request.retain, progress=progress)
+            return trained.model, trained.train_seconds
+        start = time.perf_counter()
+        unlearned = method(original, self.request, self.data, progress=progress, **settings)
+        return unlearned, time.perf_counter() - start
+
+    def run(
+        self, method: str | Method, *, name: str | None = None, progress: bool = True, **hyperparameters
+    ) -> pd.Series:
+        """Run ``method`` on each original model and return its :func:`~unlearnlib.metrics.evaluate` row.
+
+        The method gets the profile's batch size unless ``hyperparameters`` say
+        otherwise.  The row is named ``name`` (default: the method's name), and the
+        unlearned models' outputs are kept in ``self.outputs[name]``.
+        """
+        method = get(method) if isinstance(method, str) else method
+        if not method.applies_to(self.request):
+            raise ValueError(f"{method.name} does not apply to a {self.request.kind} request")
+        settings = {"batch_size": self.batch_size} if "batch_size" in method.hyperparameters() else {}
+        settings |= hyperparameters
+        name = name or method.name
+        outputs, seconds = [], []
+        for original in tqdm(self.originals, desc=name, unit="model", disable=not progress, leave=False):
+            unlearned, took = self._unlearn_one(method, original, settings, progress=False)
+            outputs.append(metrics.model_outputs(unlearned, self.data, self.request))
+            seconds.append(took)
+        self.outputs[name] = outputs
+        return metrics.evaluate(
+            outputs,
+            self.retrained_outputs,
+            self.original_outputs,
+            self.data,
+            self.request,
+            seconds=float(np.mean(seconds)),
+            retrain_seconds=self.retrain_seconds,
+            name=name,
+        )
+
+    def sweep(self, method: str | Method, grid: dict[str, Sequence], *, progress: bool = True, **fixed) -> pd.DataFrame:
+        """:meth:`run` at every combination of ``grid``'s values (with ``fixed`` besides).
+
+        One row per combination, led by the swept values and named after them,
+        for example ``"finetune lr=0.1 epochs=5"``.
+        """
+        if not grid or any(len(values) == 0 for values in grid.values()):
+            raise ValueError("the grid needs at least one value for each hyperparameter it names")
+        method = get(method) if isinstance(method, str) else method
+        rows = []
+        combinations = list(itertools.product(*grid.values()))
+        for values in tqdm(combinations, desc=f"{method.name} sweep", disable=not progress):
+            chosen = dict(zip(grid, values))
+            label = " ".join([method.name, *(f"{key}={value}" for key, value in chosen.items())])
+            row = self.run(method, name=label, progress=False, **fixed, **chosen)
+            rows.append(pd.concat([pd.Series(chosen), row]).rename(label))
+        return pd.DataFrame(rows)
