@@ -60,16 +60,16 @@ class Trial:
             name="original",
         )
 
-    def _unlearn_one(self, method: Method, original, settings: dict, progress: bool) -> tuple[nn.Module, float]:
+    def _unlearn_one(self, method: Method, original, settings: dict) -> tuple[nn.Module, float]:
         """``method`` applied to one original model, and its run time in seconds.
 
         Retraining comes from the checkpoint cache, with the time its training took.
         """
         if method.name == "retrain":
-            trained = get_or_train(original.config, self.data, self.request.retain, progress=progress)
+            trained = get_or_train(original.config, self.data, self.request.retain, progress=False)
             return trained.model, trained.train_seconds
         start = time.perf_counter()
-        unlearned = method(original, self.request, self.data, progress=progress, **settings)
+        unlearned = method(original, self.request, self.data, progress=False, **settings)
         return unlearned, time.perf_counter() - start
 
     def run(
@@ -89,7 +89,7 @@ class Trial:
         name = name or method.name
         outputs, seconds = [], []
         for original in tqdm(self.originals, desc=name, unit="model", disable=not progress, leave=False):
-            unlearned, took = self._unlearn_one(method, original, settings, progress=False)
+            unlearned, took = self._unlearn_one(method, original, settings)
             outputs.append(metrics.model_outputs(unlearned, self.data, self.request))
             seconds.append(took)
         self.outputs[name] = outputs
