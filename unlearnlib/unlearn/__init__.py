@@ -10,6 +10,7 @@ from .adversarial_regularisation import adversarial
 from .class_forgetting import bad_teaching, pbu, unsir
 from .exact import eu_k, retrain
 from .fine_tuning import cf_k, finetune, finetune_l2
+from .influence_removal import influence
 from .registry import METHODS, Method, get, methods, register
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "finetune",
     "finetune_l2",
     "get",
+    "influence",
     "methods",
     "pbu",
     "register",

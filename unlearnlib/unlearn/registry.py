@@ -19,8 +19,8 @@ from ..data import ImageData
 from ..forget import ForgetRequest
 
 REQUEST_KINDS = ("random", "class")
-FAMILIES = ("exact", "fine-tuning", "adversarial", "class")
-"""The families of methods, in teaching order (one notebook each)."""
+FAMILIES = ("exact", "influence", "fine-tuning", "adversarial", "class")
+"""The families of methods (one notebook each): the gold standard first, then in teaching order."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Method:
     name: str
     function: Callable[..., nn.Module]
     family: str
-    """The notebook family: exact, fine-tuning, adversarial or class."""
+    """The notebook family: one of :data:`FAMILIES`."""
     kinds: tuple[str, ...]
     """The request kinds it applies to (``"random"``, ``"class"``)."""
     summary: str
