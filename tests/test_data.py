@@ -229,3 +229,17 @@ def test_cifar_is_downloaded_verified_and_extracted(tmp_path, make_fake_cifar):
     assert source.local(root) and (root / "cifar-10-python.tar.gz").is_file()
     x_train, y_train, x_test, y_test, _ = source.read(root)
     assert np.array_equal(x_train, written["train_x"]) and y_test.tolist() == written["test_y"]
+
+
+def test_mislabel_changes_exactly_the_chosen_labels_to_other_classes(digits):
+    noisy, chosen = data.mislabel(digits.train, 0.1, 10, seed=4)
+    changed = (noisy.labels != digits.train.labels).nonzero().squeeze(1)
+    assert torch.equal(changed, chosen) and len(chosen) == round(0.1 * len(digits.train))
+    assert torch.equal(noisy.images, digits.train.images) and int(noisy.labels.max()) < 10
+    again, same = data.mislabel(digits.train, 0.1, 10, seed=4)
+    assert torch.equal(same, chosen) and torch.equal(again.labels, noisy.labels)
+    for fraction in (0.0, 1.0, -0.2):
+        with pytest.raises(ValueError, match="fraction must be in"):
+            data.mislabel(digits.train, fraction, 10)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        data.mislabel(digits.train, 0.1, 1)

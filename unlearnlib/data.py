@@ -165,6 +165,26 @@ def check_indices(indices, n: int, what: str = "indices") -> torch.Tensor:
     return tensor
 
 
+def mislabel(split: Split, fraction: float, num_classes: int, seed: int = 0) -> tuple[Split, torch.Tensor]:
+    """A copy of ``split`` in which a seeded random ``fraction`` of the examples carry a wrong label.
+
+    Each chosen example gets a label drawn uniformly from the other ``num_classes - 1``
+    classes.  Returns the new split and the sorted indices of the relabelled examples.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    if num_classes < 2:
+        raise ValueError(f"relabelling needs at least 2 classes, got {num_classes}")
+    generator = torch.Generator().manual_seed(seed)
+    count = max(1, round(fraction * len(split)))
+    chosen = torch.randperm(len(split), generator=generator)[:count].sort().values
+    shift = torch.randint(1, num_classes, (count,), generator=generator)
+    labels = split.labels.clone()
+    on_device = chosen.to(labels.device)
+    labels[on_device] = (labels[on_device] + shift.to(labels.device)) % num_classes
+    return Split(split.images, labels), chosen
+
+
 # --------------------------------------------------------------------------- reading files
 
 
