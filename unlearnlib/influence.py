@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -183,7 +184,10 @@ class Objective:
         def one(v: torch.Tensor) -> torch.Tensor:
             return jvp(lambda t: gradient(t, x, y), (theta,), (v,))[1]
 
-        return vmap(one, in_dims=1, out_dims=1)(vectors)
+        with warnings.catch_warnings():
+            # PyTorch's forward-mode AD loads its decompositions through the deprecated torch.jit.script once.
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.* is deprecated", category=FutureWarning)
+            return vmap(one, in_dims=1, out_dims=1)(vectors)
 
     def hvp(self, vectors: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
         """H v, with H the Hessian of R at ``theta``, for a vector (p,) or each column of a matrix (p, k)."""
