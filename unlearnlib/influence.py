@@ -78,7 +78,7 @@ class Objective:
         l2: float = 0.0,
         batch_size: int = 256,
     ) -> Objective:
-        """The objective of ``model`` over ``parameters`` (names; all of them when ``None``)."""
+        """The objective of ``model`` over ``parameters`` (names; all when ``None``); sets ``model`` to eval mode."""
         known = [name for name, _ in model.named_parameters()]
         names = tuple(known if parameters is None else parameters)
         unknown = sorted(set(names) - set(known))
@@ -369,16 +369,18 @@ class Influence:
         self.solver = solver
         self.options = options
         self.theta = objective.theta
+        self._damped: torch.Tensor | None = None
         self._factors: tuple[torch.Tensor, torch.Tensor] | None = None
         self.last: Solution | None = None
 
     def _exact(self, columns: torch.Tensor) -> Solution:
+        """Solve with H + λI, built and LU-factorised on the first call and reused after."""
         start = time.perf_counter()
-        if self._factors is None:
+        if self._damped is None:
             hessian = self.objective.hessian(self.theta)
-            damped = hessian + self.damping * torch.eye(len(hessian), dtype=hessian.dtype, device=hessian.device)
-            self._factors = torch.linalg.lu_factor(damped)
-            self._damped = damped
+            eye = torch.eye(len(hessian), dtype=hessian.dtype, device=hessian.device)
+            self._damped = hessian + self.damping * eye
+            self._factors = torch.linalg.lu_factor(self._damped)
         x = torch.linalg.lu_solve(*self._factors, columns)
         residual = _relative_residual(lambda c: self._damped @ c, x, columns)
         return Solution(x, self.objective.size, residual, time.perf_counter() - start)
