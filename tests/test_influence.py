@@ -211,6 +211,8 @@ def test_bad_inputs_get_clear_errors():
         objective.example_gradients(objective.inputs[:2], objective.targets[:3])
     with pytest.raises(ValueError, match="no parameter nope"):
         inf.Objective.of(objective.model, objective.inputs, objective.targets, ["nope"])
+    with pytest.raises(RuntimeError, match="did not reach gradient norm"):
+        inf.newton_minimise(objective, max_iterations=0)
     with pytest.raises(ValueError, match="unknown solver 'newton'"):
         inf.Influence(objective, solver="newton")
     data = data_module.load("digits", n_train=100, n_test=20, device="cpu")
@@ -218,5 +220,7 @@ def test_bad_inputs_get_clear_errors():
     request = random_forget(100, fraction=0.1)
     with pytest.raises(ValueError, match="damping must be positive"):
         unlearn.influence(model, request, data, damping=0.0)
+    with pytest.raises(ValueError, match="l2 must be >= 0"):
+        unlearn.influence(model, request, data, l2=-1.0)
     with pytest.raises(ValueError, match="unknown solver 'lu'"):
         unlearn.influence(model, request, data, solver="lu")

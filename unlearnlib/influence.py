@@ -244,6 +244,11 @@ def _relative_residual(apply: Callable[[torch.Tensor], torch.Tensor], x: torch.T
     return float((error / scale).max())
 
 
+def with_damping(hessian: torch.Tensor, damping: float) -> torch.Tensor:
+    """H + λI."""
+    return hessian + damping * torch.eye(len(hessian), dtype=hessian.dtype, device=hessian.device)
+
+
 def exact_solve(hessian: torch.Tensor, v: torch.Tensor, damping: float = 0.0) -> Solution:
     """(H + λI)⁻¹ v by a direct solve with the explicit Hessian; ``v`` a vector or a matrix of columns."""
     check_damping(damping)
@@ -252,7 +257,7 @@ def exact_solve(hessian: torch.Tensor, v: torch.Tensor, damping: float = 0.0) ->
     if hessian.shape != (p, p):
         raise ValueError(f"the Hessian must be square, got shape {tuple(hessian.shape)}")
     columns = _as_columns(v, p)
-    damped = hessian + damping * torch.eye(p, dtype=hessian.dtype, device=hessian.device)
+    damped = with_damping(hessian, damping)
     x = torch.linalg.solve(damped, columns)
     residual = _relative_residual(lambda c: damped @ c, x, columns)
     return Solution(x.reshape(v.shape), p, residual, time.perf_counter() - start)
@@ -377,9 +382,7 @@ class Influence:
         """Solve with H + λI, built and LU-factorised on the first call and reused after."""
         start = time.perf_counter()
         if self._damped is None:
-            hessian = self.objective.hessian(self.theta)
-            eye = torch.eye(len(hessian), dtype=hessian.dtype, device=hessian.device)
-            self._damped = hessian + self.damping * eye
+            self._damped = with_damping(self.objective.hessian(self.theta), self.damping)
             self._factors = torch.linalg.lu_factor(self._damped)
         x = torch.linalg.lu_solve(*self._factors, columns)
         residual = _relative_residual(lambda c: self._damped @ c, x, columns)
@@ -456,10 +459,10 @@ def newton_minimise(objective: Objective, *, tolerance: float = 1e-10, max_itera
     logistic regression), where it reaches the minimum to ``tolerance`` in the gradient's norm.
     """
     theta = objective.theta
-    for iteration in range(1, max_iterations + 1):
+    for steps in range(max_iterations + 1):
         gradient = objective.gradient(theta)
         if float(gradient.norm()) <= tolerance:
             objective.load(theta)
-            return iteration - 1
+            return steps
         theta = theta - torch.linalg.solve(objective.hessian(theta), gradient)
     raise RuntimeError(f"Newton's method did not reach gradient norm {tolerance} in {max_iterations} steps")

@@ -66,8 +66,6 @@ def influence(
     check_request(request, data)
     check_damping(damping, positive=True)
     check_positive(k=k, max_iterations=max_iterations, batch_size=batch_size)
-    if l2 < 0:
-        raise ValueError(f"l2 must be >= 0, got {l2}")
     if solver not in ("auto", "exact", "cg"):
         raise ValueError(f"unknown solver {solver!r}; choose auto, exact or cg")
     unlearned = working_copy(model).eval()
@@ -82,6 +80,4 @@ def influence(
         )
         step = removal_step(retain, objective.inputs[forget], objective.targets[forget])
     objective.load(objective.theta + step)
-    for parameter in unlearned.parameters():
-        parameter.requires_grad_(True)
-    return unlearned.eval()
+    return unlearned
