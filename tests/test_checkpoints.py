@@ -36,6 +36,23 @@ def test_the_key_covers_config_training_examples_and_the_loaded_split(digits):
     assert checkpoint_path(TINY, smaller.train_ids, smaller) != checkpoint_path(TINY, smaller.train_ids, digits)
 
 
+def test_the_key_tells_changed_images_or_labels_apart(digits):
+    """A poisoned or relabelled copy keeps the example ids and nearly the same statistics, so only the
+    content can tell its models apart from the clean data's."""
+    ids = digits.train_ids
+    base = checkpoint_path(TINY, ids, digits)
+    reloaded = load("digits", device="cpu")
+    assert checkpoint_path(TINY, ids, reloaded) == base
+    labels = digits.train.labels.clone()
+    labels[0] = (labels[0] + 1) % 10
+    relabelled = dataclasses.replace(digits, train=dataclasses.replace(digits.train, labels=labels))
+    assert checkpoint_path(TINY, ids, relabelled) != base
+    images = digits.train.images.clone()
+    images[0, 0, 0, 0] ^= 1
+    repainted = dataclasses.replace(digits, train=dataclasses.replace(digits.train, images=images))
+    assert checkpoint_path(TINY, ids, repainted) != base
+
+
 def test_training_indices_are_stored_as_full_dataset_ids(digits):
     retain = torch.arange(100, 300)
     trained = get_or_train(TINY, digits, retain, progress=False)

@@ -2,9 +2,11 @@
 
 ``get_or_train(config, data, indices)`` loads the model trained with exactly
 that config on exactly those training examples, or trains and saves it.  The
-key hashes the whole config and the training examples' indices in the full
-dataset, so the original model, each retrained model and each seed get their
-own file, and every notebook that asks for the same one shares it.
+key hashes the whole config, the training examples' indices in the full
+dataset and the content of the loaded training split (its images and labels),
+so the original model, each retrained model, each seed and each derived
+dataset (a poisoned copy, a two-class task) get their own file, and every
+notebook that asks for the same one shares it.
 
 Files hold a state_dict and plain metadata only, are loaded with
 ``weights_only=True``, and are written to a temporary file that is then
@@ -55,13 +57,14 @@ def _ids_digest(ids: torch.Tensor) -> bytes:
     return hashlib.sha256(ids.to(torch.int64).cpu().numpy().tobytes()).digest()
 
 
-def cache_key(config: TrainConfig, train_ids: torch.Tensor, split_ids: torch.Tensor) -> str:
-    """A hash of the config, the training examples' identities and those of the loaded training split.
+def cache_key(config: TrainConfig, train_ids: torch.Tensor, split_fingerprint: str) -> str:
+    """A hash of the config, the training examples' identities and the loaded training split's content.
 
-    The loaded split matters beyond the examples trained on: its statistics normalise the inputs.
+    The loaded split matters beyond the examples trained on: its statistics
+    normalise the inputs, and its images and labels may have been changed (poisoned, relabelled).
     """
     text = json.dumps(config.to_dict(), sort_keys=True)
-    return hashlib.sha256(text.encode() + _ids_digest(train_ids) + _ids_digest(split_ids)).hexdigest()[:16]
+    return hashlib.sha256(text.encode() + _ids_digest(train_ids) + split_fingerprint.encode()).hexdigest()[:16]
 
 
 def checkpoint_path(
@@ -69,7 +72,7 @@ def checkpoint_path(
 ) -> Path:
     """Where the cache keeps the model for ``config`` trained on ``train_ids`` of ``data``."""
     directory = Path(directory) if directory is not None else course_config.checkpoint_dir()
-    key = cache_key(config, train_ids, data.train_ids)
+    key = cache_key(config, train_ids, data.fingerprint)
     return directory / f"{config.dataset}-{config.arch}-w{config.width}-{key}.pt"
 
 

@@ -14,6 +14,7 @@ ship with scikit-learn and need no network.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
@@ -127,6 +128,19 @@ class ImageData:
     @property
     def device(self) -> torch.device:
         return self.train.device
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of the training split's images, labels and example ids: it tells derived datasets apart.
+
+        Computed once; a derived dataset (poisoned, relabelled, a two-class task) is a new
+        :class:`ImageData`, never an in-place change, so the hash stays true.
+        """
+        digest = hashlib.sha256()
+        for tensor in (self.train.images, self.train.labels, self.train_ids):
+            digest.update(str(tuple(tensor.shape)).encode())
+            digest.update(tensor.cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
 
     def batches(self, split: Split, batch_size: int, **options):
         """Normalised batches ``(x, y)`` of ``split``; options as :func:`unlearnlib.batching.batches`."""
