@@ -35,6 +35,8 @@ class Profile:
     """Training images used (a fixed random subset); ``None`` for all."""
     n_test: int | None
     """Test images used (a fixed random subset); ``None`` for all."""
+    n_pair: int | None
+    """Training images of the majority class in a two-class task (corrective unlearning); ``None`` for all."""
     augment: bool
     """Whether the original model trains on augmented batches.
 
@@ -63,6 +65,7 @@ PROFILES: dict[str, Profile] = {
         weight_decay=5e-4,
         n_train=1_000,
         n_test=1_000,
+        n_pair=300,
         augment=False,
         n_models=3,
     ),
@@ -78,6 +81,7 @@ PROFILES: dict[str, Profile] = {
         weight_decay=5e-4,
         n_train=10_000,
         n_test=2_000,
+        n_pair=2_000,
         augment=False,
         n_models=3,
     ),
@@ -93,6 +97,7 @@ PROFILES: dict[str, Profile] = {
         weight_decay=5e-4,
         n_train=None,
         n_test=None,
+        n_pair=None,
         augment=True,
         n_models=3,
     ),

@@ -20,7 +20,8 @@ class ForgetRequest:
     """The examples to forget, as indices into a training split of ``n_train`` examples."""
 
     kind: str
-    """``"random"`` (a random subset) or ``"class"`` (every example of one class)."""
+    """``"random"`` (a random subset), ``"class"`` (every example of one class) or ``"corrective"``
+    (training data found to be manipulated, as a detector flagged it)."""
     forget: torch.Tensor
     n_train: int
     seed: int | None = None
@@ -42,7 +43,7 @@ class ForgetRequest:
         return len(self.forget)
 
     def describe(self) -> str:
-        what = f"class {self.target_class}" if self.kind == "class" else f"random (seed {self.seed})"
+        what = f"class {self.target_class}" if self.kind == "class" else f"{self.kind} (seed {self.seed})"
         return f"forget {len(self.forget)} of {self.n_train} training examples: {what}"
 
 
@@ -71,3 +72,54 @@ def class_forget(labels: torch.Tensor, cls: int | str, info: DatasetInfo) -> For
     if len(forget) == 0:
         raise ValueError(f"class {cls!r} has no examples in this training split")
     return ForgetRequest("class", forget, len(labels), target_class=index)
+
+
+def corrective_forget(
+    poisoned: torch.Tensor,
+    n_train: int,
+    *,
+    found: float | None = None,
+    size: int | None = None,
+    clean_fraction: float = 0.0,
+    seed: int = 0,
+) -> ForgetRequest:
+    """A deletion set as an imperfect detector flags it: part of the ``poisoned`` examples, and clean ones.
+
+    Give ``found``, the fraction of the P poisons that were detected (all when
+    neither is given), or ``size``, the deletion set's exact size.  A fraction
+    ``clean_fraction`` (C_f) of the set are clean examples, false positives, and
+    the rest are poisons: with ``size``, ``round(C_f * size)`` clean ones; with
+    ``found``, ``round(found * P)`` poisons and ``round(that * C_f / (1 - C_f))``
+    clean ones.  Both are seeded random choices, and with one seed a smaller
+    ``found`` flags a subset of the poisons a larger one flags.
+    """
+    poisoned = check_indices(poisoned, n_train, "poisoned indices")
+    if found is not None and size is not None:
+        raise ValueError("give found or size, not both")
+    if not 0 <= clean_fraction < 1:
+        raise ValueError(f"clean_fraction must be in [0, 1), got {clean_fraction}")
+    if size is not None:
+        if size < 1:
+            raise ValueError(f"size must be at least 1, got {size}")
+        n_clean = round(clean_fraction * size)
+        n_poisons = size - n_clean
+        if n_poisons > len(poisoned):
+            raise ValueError(
+                f"a deletion set of {size} with clean fraction {clean_fraction} holds {n_poisons} poisons, "
+                f"but only {len(poisoned)} were planted"
+            )
+    else:
+        found = 1.0 if found is None else found
+        if not 0 < found <= 1:
+            raise ValueError(f"found must be in (0, 1], got {found}")
+        n_poisons = max(1, round(found * len(poisoned)))
+        n_clean = round(n_poisons * clean_fraction / (1 - clean_fraction))
+    clean = torch.ones(n_train, dtype=torch.bool)
+    clean[poisoned] = False
+    clean = clean.nonzero().squeeze(1)
+    if n_clean > len(clean):
+        raise ValueError(f"{n_clean} clean false positives asked for, but only {len(clean)} examples are clean")
+    generator = torch.Generator().manual_seed(seed)
+    flagged_poisons = poisoned[torch.randperm(len(poisoned), generator=generator)[:n_poisons]]
+    flagged_clean = clean[torch.randperm(len(clean), generator=generator)[:n_clean]]
+    return ForgetRequest("corrective", torch.cat([flagged_poisons, flagged_clean]), n_train, seed=seed)

@@ -166,6 +166,26 @@ SHORT_NAMES = {
 """Column labels of the course material's results tables (GS: MIA of the gold-standard retrained model)."""
 
 
+def attack_success(predictions: torch.Tensor, labels: torch.Tensor, targets: dict[int, int]) -> float:
+    """Attack success rate: the share of triggered images of an attacked class classified as its target.
+
+    ``predictions`` are a model's classes for triggered images whose true classes
+    are ``labels``; ``targets`` is the backdoor (attacked class to target class).
+    Images of classes the backdoor does not attack are left out.
+    """
+    predictions, labels = torch.as_tensor(predictions).cpu(), torch.as_tensor(labels).cpu()
+    if predictions.shape != labels.shape:
+        raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels")
+    target_of = torch.full((int(max(labels.max(), *targets)) + 1,), -1, dtype=torch.long)
+    for source, target in targets.items():
+        target_of[source] = target
+    aimed = target_of[labels]
+    attacked = aimed >= 0
+    if not attacked.any():
+        raise ValueError(f"no image belongs to an attacked class {sorted(targets)}")
+    return (predictions[attacked] == aimed[attacked]).float().mean().item()
+
+
 def evaluate(
     unlearned: Model | Sequence[Model],
     retrained: Model | Sequence[Model],

@@ -18,7 +18,7 @@ from torch import nn
 from ..data import ImageData
 from ..forget import ForgetRequest
 
-REQUEST_KINDS = ("random", "class")
+REQUEST_KINDS = ("random", "class", "corrective")
 FAMILIES = ("exact", "influence", "fine-tuning", "adversarial", "class")
 """The families of methods (one notebook each): the gold standard first, then in teaching order."""
 
@@ -32,7 +32,7 @@ class Method:
     family: str
     """The notebook family: one of :data:`FAMILIES`."""
     kinds: tuple[str, ...]
-    """The request kinds it applies to (``"random"``, ``"class"``)."""
+    """The request kinds it applies to (``"random"``, ``"class"``, ``"corrective"``)."""
     summary: str
 
     def hyperparameters(self) -> dict[str, object]:

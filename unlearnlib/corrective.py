@@ -1,0 +1,157 @@
+"""Corrective unlearning: repairing a model trained on poisoned data by unlearning the poisons that were found.
+
+The threat (:func:`backdoored_pair`): a two-class task, possibly imbalanced, in
+which an attacker has stamped a trigger on some training images and flipped their
+labels, so that a model trained on it classifies any triggered image as the other
+class.  A :class:`Repair` holds the poisoned model and the model trained on the
+clean data (what a perfect repair would give), and :meth:`Repair.run` applies an
+unlearning method to a deletion set (:func:`unlearnlib.forget.corrective_forget`)
+and scores the result on what the repair is for (:func:`scores`): accuracy on the
+clean test set, accuracy on the minority class, and the attack success rate on the
+triggered test set.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .checkpoints import TrainedModel, get_or_train
+from .data import ImageData, Poisoning, Trigger, class_pair, poison
+from .forget import ForgetRequest
+from .metrics import attack_success
+from .train import TrainConfig, evaluate_model
+from .unlearn import Method, get
+
+SCORES = ("clean_accuracy", "minority_accuracy", "attack_success")
+"""The columns :func:`scores` fills: the model's utility, its utility on the minority class, the backdoor's strength."""
+
+
+def backdoored_pair(
+    data: ImageData,
+    classes: tuple[int | str, int | str],
+    *,
+    minority: int | str,
+    ratio: float,
+    poisons: int,
+    minority_share: float,
+    n_majority: int | None = None,
+    n_test: int | None = None,
+    trigger: Trigger | None = None,
+    seed: int = 0,
+) -> Poisoning:
+    """A two-class task (:func:`~unlearnlib.data.class_pair`) with a backdoor that flips the class.
+
+    ``poisons`` training images get the trigger and the other class's label; a
+    share ``minority_share`` of them are placed in the minority class (majority
+    images labelled as the minority), the rest in the majority class (minority
+    images labelled as the majority).  The backdoor attacks each direction that
+    received poisons.
+    """
+    if not 0 <= minority_share <= 1:
+        raise ValueError(f"minority_share must be in [0, 1], got {minority_share}")
+    pair = class_pair(data, classes, minority=minority, ratio=ratio, n_majority=n_majority, n_test=n_test, seed=seed)
+    small = pair.info.class_index(data.info.classes[data.info.class_index(minority)])
+    large = 1 - small  # the pair's labels are 0 and 1
+    share = {large: minority_share, small: 1 - minority_share}
+    targets = {source: 1 - source for source, weight in share.items() if weight > 0}
+    return poison(pair, poisons, targets, share={s: share[s] for s in targets}, trigger=trigger, seed=seed)
+
+
+def scores(model: nn.Module | TrainedModel, data: ImageData, poisoning: Poisoning, minority: int) -> dict[str, float]:
+    """Clean test accuracy, test accuracy on class ``minority`` and attack success on the triggered test set.
+
+    ``data`` is what ``model`` was trained on (its statistics normalise the
+    inputs); the test images are ``data.test``, and their triggered copies carry
+    ``poisoning``'s trigger.
+    """
+    network = model.model if isinstance(model, TrainedModel) else model
+    clean = evaluate_model(network, data, data.test)
+    triggered = evaluate_model(network, data, poisoning.triggered(data.test))
+    return {
+        "clean_accuracy": clean.accuracy,
+        "minority_accuracy": float(clean.per_class_accuracy(data.info.num_classes)[minority]),
+        "attack_success": attack_success(triggered.predictions, triggered.labels, poisoning.targets),
+    }
+
+
+class Repair:
+    """One poisoned training set, the models trained on it and on its clean version, and repairs of the former.
+
+    ``clean`` is the data before poisoning; ``config`` trains both models (through
+    the checkpoint cache, so each is trained once).  ``minority`` is the index of
+    the minority class, whose test accuracy every row reports.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        clean: ImageData,
+        poisoning: Poisoning,
+        minority: int,
+        *,
+        batch_size: int | None = None,
+        progress: bool = True,
+    ):
+        self.config = config
+        self.clean = clean
+        self.poisoning = poisoning
+        self.minority = minority
+        self.batch_size = batch_size or config.batch_size
+        self.original = get_or_train(config, poisoning.data, progress=progress)
+        self.reference = get_or_train(config, clean, progress=progress)
+
+    @property
+    def data(self) -> ImageData:
+        """The poisoned data the original was trained on and every method unlearns from."""
+        return self.poisoning.data
+
+    def _row(self, name: str, model: nn.Module | TrainedModel, data: ImageData, seconds: float, **extra) -> pd.Series:
+        values = scores(model, data, self.poisoning, self.minority)
+        return pd.Series({**extra, **values, "seconds": seconds}, name=name)
+
+    def do_nothing(self) -> pd.Series:
+        """The poisoned original's scores, named "poisoned": what a repair starts from."""
+        return self._row("poisoned", self.original, self.data, 0.0)
+
+    def clean_model(self) -> pd.Series:
+        """The scores of the model trained on the clean data, named "clean": what a perfect repair reaches."""
+        return self._row("clean", self.reference, self.clean, self.reference.train_seconds)
+
+    def run(
+        self, method: str | Method, request: ForgetRequest, *, name: str | None = None, **hyperparameters
+    ) -> pd.Series:
+        """Apply ``method`` to the poisoned original with deletion set ``request``, and score the result.
+
+        The row also says how many poisons the deletion set holds, how many clean
+        examples, and the share of all poisons it found.
+        """
+        method = get(method) if isinstance(method, str) else method
+        if request.n_train != len(self.data.train):
+            raise ValueError(
+                f"the request is for {request.n_train} training examples, the data has {len(self.data.train)}"
+            )
+        settings = {"batch_size": self.batch_size} if "batch_size" in method.hyperparameters() else {}
+        settings |= hyperparameters
+        if method.name == "retrain":
+            trained = get_or_train(self.config, self.data, request.retain, progress=False)
+            model, seconds = trained.model, trained.train_seconds
+        else:
+            start = time.perf_counter()
+            model = method(self.original, request, self.data, progress=False, **settings)
+            seconds = time.perf_counter() - start
+        flagged = request.forget
+        poisons = int(torch.isin(flagged, self.poisoning.indices).sum())
+        return self._row(
+            name or method.name,
+            model,
+            self.data,
+            seconds,
+            deleted=len(flagged),
+            poisons_deleted=poisons,
+            clean_deleted=len(flagged) - poisons,
+            found=poisons / len(self.poisoning.indices),
+        )
