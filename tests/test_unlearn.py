@@ -214,6 +214,8 @@ def test_the_registry_lists_every_method_in_teaching_order():
     }
     assert "pbu" not in [m.name for m in unlearn.methods("random")]
     assert "adversarial" not in [m.name for m in unlearn.methods("class")]
+    corrective = [m.name for m in unlearn.methods("corrective")]
+    assert {"retrain", "eu_k", "finetune", "cf_k"} <= set(corrective) and not {"pbu", "unsir"} & set(corrective)
     assert unlearn.get("cf_k").hyperparameters()["k"] == 3
     with pytest.raises(ValueError, match="already registered"):
         unlearn.register("finetune", family="exact", summary="")(lambda model, request, data: model)

@@ -26,6 +26,14 @@ from .metrics import attack_success
 from .train import TrainConfig, evaluate_model
 from .unlearn import Method, get
 
+SIMILAR_CLASSES: dict[str, tuple[str, str]] = {
+    "cifar10": ("cat", "dog"),
+    "fashion-mnist": ("T-shirt/top", "Shirt"),
+    "mnist": ("4", "9"),
+    "digits": ("3", "8"),
+}
+"""For each dataset, two classes that look alike, for the class-imbalance task; the second is the minority."""
+
 SCORES = ("clean_accuracy", "minority_accuracy", "attack_success")
 """The columns :func:`scores` fills: the model's utility, its utility on the minority class, the backdoor's strength."""
 

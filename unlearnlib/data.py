@@ -10,6 +10,10 @@ Fashion-MNIST (idx files, from ``data/`` or, for Fashion-MNIST, from Debian's
 ``dataset-fashion-mnist`` package), each downloaded from torchvision's mirrors
 into ``data/`` with its checksum verified; and scikit-learn's digits, which
 ship with scikit-learn and need no network.
+
+Derived data, always a new object that leaves its source alone: :func:`mislabel`
+(a split with a fraction relabelled), :func:`class_pair` (a two-class dataset, the
+minority subsampled) and :func:`poison` (a dataset with a backdoor planted by a :class:`Trigger`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
 import torch
 from matplotlib.axes import Axes
@@ -183,5 +184,48 @@ def roc_curves(rocs: dict[str, AttackROC], title: str = "membership inference RO
     ax.set(xlabel="false-positive rate (non-members called members)", ylabel="true-positive rate (members found)")
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
+def sweep_lines(
+    frame: pd.DataFrame,
+    x: str,
+    columns: dict[str, str],
+    *,
+    hue: str = "method",
+    row: str | None = None,
+    references: dict[str, pd.DataFrame] | None = None,
+    colors: dict[str, str] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Each of ``columns`` (name: axis label) against swept variable ``x``, one line per value of ``hue``.
+
+    With ``row``, one row of panels per value of that column.  ``references``
+    (name: frame with ``x``, the columns and, with ``row``, the row column) are
+    drawn as dashed black lines, such as the clean model that a repair should reach.  ``colors`` fixes
+    each ``hue`` value's colour, so that a method keeps its colour from figure to figure.
+    """
+    rows = list(dict.fromkeys(frame[row])) if row else [None]
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(4.2 * len(columns), 3.2 * len(rows)), squeeze=False)
+    styles = colors or dict(zip(dict.fromkeys(frame[hue]), sns.color_palette(n_colors=frame[hue].nunique())))
+    for i, value in enumerate(rows):
+        part = frame if row is None else frame[frame[row] == value]
+        for j, (column, label) in enumerate(columns.items()):
+            ax = axes[i, j]
+            for name, group in part.groupby(hue, sort=False):
+                group = group.sort_values(x)
+                ax.plot(group[x], group[column], "o-", color=styles[name], label=str(name))
+            for k, (name, reference) in enumerate((references or {}).items()):
+                ref = reference if row is None else reference[reference[row] == value]
+                ref = ref.sort_values(x)
+                ax.plot(ref[x], ref[column], ("--", ":")[k % 2], color="k", label=name)
+            ax.set(xlabel=x.replace("_", " "), ylabel=label, ylim=(-0.02, 1.02))
+            if row is not None:
+                ax.set_title(f"{row.replace('_', ' ')} = {value}", fontsize=9)
+            ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
