@@ -239,3 +239,14 @@ def test_a_repair_names_its_row_and_counts_what_it_deleted(repair):
     assert set(corrective.SCORES) <= set(row.index) and row["seconds"] > 0
     with pytest.raises(ValueError, match="the request is for 10 training examples"):
         repair.run("finetune", corrective_forget(torch.arange(3), 10))
+
+
+def test_the_backdoored_pair_places_the_poisons_as_asked(digits):
+    options = dict(minority="8", ratio=0.5, poisons=10, n_majority=100)
+    mixed = corrective.backdoored_pair(digits, ("3", "8"), minority_share=0.3, **options)
+    assert mixed.targets == {0: 1, 1: 0}
+    assert torch.bincount(mixed.sources, minlength=2).tolist() == [3, 7], "3 majority images labelled minority"
+    into_majority = corrective.backdoored_pair(digits, ("3", "8"), minority_share=0.0, **options)
+    assert into_majority.targets == {1: 0} and (into_majority.sources == 1).all()
+    with pytest.raises(ValueError, match=r"minority_share must be in \[0, 1\]"):
+        corrective.backdoored_pair(digits, ("3", "8"), minority_share=1.5, **options)
