@@ -237,7 +237,7 @@ def test_a_repair_names_its_row_and_counts_what_it_deleted(repair):
     row = repair.run("cf_k", request, name="CF-1", k=1, epochs=1)
     assert row.name == "CF-1" and row["poisons_deleted"] == 10 and row["clean_deleted"] == 10
     assert set(corrective.SCORES) <= set(row.index) and row["seconds"] > 0
-    with pytest.raises(ValueError, match="the request is for 10 training examples"):
+    with pytest.raises(ValueError, match="training split of 10 examples"):
         repair.run("finetune", corrective_forget(torch.arange(3), 10))
 
 

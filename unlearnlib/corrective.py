@@ -13,8 +13,6 @@ triggered test set.
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import torch
 from torch import nn
@@ -24,7 +22,9 @@ from .data import ImageData, Poisoning, Trigger, class_pair, poison
 from .forget import ForgetRequest
 from .metrics import attack_success
 from .train import TrainConfig, evaluate_model
+from .trial import unlearn_timed
 from .unlearn import Method, get
+from .unlearn.common import check_request
 
 SIMILAR_CLASSES: dict[str, tuple[str, str]] = {
     "cifar10": ("cat", "dog"),
@@ -138,19 +138,10 @@ class Repair:
         examples, and the share of all poisons it found.
         """
         method = get(method) if isinstance(method, str) else method
-        if request.n_train != len(self.data.train):
-            raise ValueError(
-                f"the request is for {request.n_train} training examples, the data has {len(self.data.train)}"
-            )
-        settings = {"batch_size": self.batch_size} if "batch_size" in method.hyperparameters() else {}
-        settings |= hyperparameters
-        if method.name == "retrain":
-            trained = get_or_train(self.config, self.data, request.retain, progress=False)
-            model, seconds = trained.model, trained.train_seconds
-        else:
-            start = time.perf_counter()
-            model = method(self.original, request, self.data, progress=False, **settings)
-            seconds = time.perf_counter() - start
+        check_request(request, self.data)
+        model, seconds = unlearn_timed(
+            method, self.original, request, self.data, hyperparameters, batch_size=self.batch_size
+        )
         flagged = request.forget
         poisons = int(torch.isin(flagged, self.poisoning.indices).sum())
         return self._row(

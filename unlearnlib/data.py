@@ -185,6 +185,13 @@ def check_indices(indices, n: int, what: str = "indices") -> torch.Tensor:
     return tensor
 
 
+def complement(indices: torch.Tensor, n: int) -> torch.Tensor:
+    """The sorted positions in ``range(n)`` (on the CPU) that are not in ``indices``."""
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[torch.as_tensor(indices).cpu()] = False
+    return keep.nonzero().squeeze(1)
+
+
 def mislabel(split: Split, fraction: float, num_classes: int, seed: int = 0) -> tuple[Split, torch.Tensor]:
     """A copy of ``split`` in which a seeded random ``fraction`` of the examples carry a wrong label.
 
@@ -330,9 +337,7 @@ class Poisoning:
     @property
     def clean(self) -> torch.Tensor:
         """Sorted positions of the training examples that were not poisoned."""
-        keep = torch.ones(len(self.data.train), dtype=torch.bool)
-        keep[self.indices] = False
-        return keep.nonzero().squeeze(1)
+        return complement(self.indices, len(self.data.train))
 
     def triggered(self, split: Split) -> Split:
         """``split`` with the trigger on every image and the true labels, on which attack success is measured."""

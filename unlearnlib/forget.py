@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .data import DatasetInfo, check_indices
+from .data import DatasetInfo, check_indices, complement
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,7 @@ class ForgetRequest:
     @property
     def retain(self) -> torch.Tensor:
         """The sorted indices of the retain set, every training example not forgotten."""
-        keep = torch.ones(self.n_train, dtype=torch.bool)
-        keep[self.forget] = False
-        return keep.nonzero().squeeze(1)
+        return complement(self.forget, self.n_train)
 
     def __len__(self) -> int:
         return len(self.forget)
@@ -114,9 +112,7 @@ def corrective_forget(
             raise ValueError(f"found must be in (0, 1], got {found}")
         n_poisons = max(1, round(found * len(poisoned)))
         n_clean = round(n_poisons * clean_fraction / (1 - clean_fraction))
-    clean = torch.ones(n_train, dtype=torch.bool)
-    clean[poisoned] = False
-    clean = clean.nonzero().squeeze(1)
+    clean = complement(poisoned, n_train)
     if n_clean > len(clean):
         raise ValueError(f"{n_clean} clean false positives asked for, but only {len(clean)} examples are clean")
     generator = torch.Generator().manual_seed(seed)

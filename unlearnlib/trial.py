@@ -22,11 +22,34 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import metrics
-from .checkpoints import get_or_train, get_or_train_seeds
+from .checkpoints import TrainedModel, get_or_train, get_or_train_seeds
 from .data import ImageData
 from .forget import ForgetRequest
 from .session import Session
 from .unlearn import Method, get
+
+
+def unlearn_timed(
+    method: Method,
+    original: TrainedModel,
+    request: ForgetRequest,
+    data: ImageData,
+    hyperparameters: dict,
+    *,
+    batch_size: int,
+) -> tuple[nn.Module, float]:
+    """``method`` applied to ``original`` with ``hyperparameters`` (the batch size ``batch_size`` unless they
+    say otherwise), and its run time in seconds.
+
+    Retraining comes from the checkpoint cache, with the time its training took.
+    """
+    if method.name == "retrain":
+        trained = get_or_train(original.config, data, request.retain, progress=False)
+        return trained.model, trained.train_seconds
+    settings = {"batch_size": batch_size} if "batch_size" in method.hyperparameters() else {}
+    start = time.perf_counter()
+    unlearned = method(original, request, data, progress=False, **settings | hyperparameters)
+    return unlearned, time.perf_counter() - start
 
 
 class Trial:
@@ -60,18 +83,6 @@ class Trial:
             name="original",
         )
 
-    def _unlearn_one(self, method: Method, original, settings: dict) -> tuple[nn.Module, float]:
-        """``method`` applied to one original model, and its run time in seconds.
-
-        Retraining comes from the checkpoint cache, with the time its training took.
-        """
-        if method.name == "retrain":
-            trained = get_or_train(original.config, self.data, self.request.retain, progress=False)
-            return trained.model, trained.train_seconds
-        start = time.perf_counter()
-        unlearned = method(original, self.request, self.data, progress=False, **settings)
-        return unlearned, time.perf_counter() - start
-
     def run(
         self, method: str | Method, *, name: str | None = None, progress: bool = True, **hyperparameters
     ) -> pd.Series:
@@ -84,12 +95,12 @@ class Trial:
         method = get(method) if isinstance(method, str) else method
         if not method.applies_to(self.request):
             raise ValueError(f"{method.name} does not apply to a {self.request.kind} request")
-        settings = {"batch_size": self.batch_size} if "batch_size" in method.hyperparameters() else {}
-        settings |= hyperparameters
         name = name or method.name
         outputs, seconds = [], []
         for original in tqdm(self.originals, desc=name, unit="model", disable=not progress, leave=False):
-            unlearned, took = self._unlearn_one(method, original, settings)
+            unlearned, took = unlearn_timed(
+                method, original, self.request, self.data, hyperparameters, batch_size=self.batch_size
+            )
             outputs.append(metrics.model_outputs(unlearned, self.data, self.request))
             seconds.append(took)
         self.outputs[name] = outputs
