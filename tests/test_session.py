@@ -90,5 +90,47 @@ def test_start_prints_its_choices_and_loads_the_profile_data(capsys):
     out = capsys.readouterr().out
     assert "profile  smoke" in out and "dataset  digits" in out and "device   cpu" in out
     loaded = started.load_data()
-    assert loaded.info.name == "digits" and len(loaded.train) == config.PROFILES["smoke"].n_train
-    assert started.original_config().epochs == config.PROFILES["smoke"].epochs
+    assert loaded.info.name == "digits" and len(loaded.train) == config.DIGITS["n_train"]
+    assert started.original_config().epochs == config.DIGITS["epochs"]
+
+
+def test_a_profile_adjusts_its_settings_on_a_dataset():
+    cpu = config.PROFILES["cpu"]
+    on_digits = cpu.for_dataset("digits")
+    assert on_digits.name == "cpu" and on_digits.n_train == config.DIGITS["n_train"] != cpu.n_train
+    assert on_digits.weight_decay == config.DIGITS["weight_decay"] and on_digits.n_test == cpu.n_test
+    assert cpu.for_dataset("fashion-mnist") == cpu
+    with pytest.raises(ValueError, match=r"unknown profile settings \['depth'\]"):
+        cpu.adjusted(depth=3)
+    with pytest.raises(ValueError, match="n_train must be a positive integer, got 0"):
+        cpu.adjusted(n_train=0)
+
+
+def test_every_profile_runs_digits_with_one_recipe():
+    recipes = {name: profile.for_dataset("digits") for name, profile in config.PROFILES.items()}
+    settings = {name: {key: getattr(p, key) for key in config.DIGITS} for name, p in recipes.items()}
+    assert all(values == config.DIGITS for values in settings.values())
+
+
+def test_overrides_are_typed_and_checked(monkeypatch):
+    monkeypatch.setenv("UNLEARN_OVERRIDES", " epochs=1, n_train=none ,augment=yes, lr=0.5,arch=resnet18")
+    assert config.overrides() == {"epochs": 1, "n_train": None, "augment": True, "lr": 0.5, "arch": "resnet18"}
+    for text, message in [
+        ("epoch=1", "unknown setting 'epoch'"),
+        ("epochs", "write each setting as name=value"),
+        ("epochs=2.5", "epochs must be an integer, got '2.5'"),
+        ("lr=fast", "lr must be a number"),
+        ("augment=maybe", "augment must be true or false"),
+    ]:
+        monkeypatch.setenv("UNLEARN_OVERRIDES", text)
+        with pytest.raises(ValueError, match=message):
+            config.overrides()
+
+
+def test_start_applies_the_dataset_settings_and_the_overrides(capsys, monkeypatch):
+    monkeypatch.setenv("UNLEARN_OVERRIDES", "epochs=2")
+    started = session.start("smoke", dataset="digits")
+    out = capsys.readouterr().out
+    assert "on digits: arch=resnet9" in out and "UNLEARN_OVERRIDES: epochs=2" in out
+    assert started.profile.width == config.DIGITS["width"] and started.profile.epochs == 2
+    assert started.original_config().weight_decay == config.DIGITS["weight_decay"]

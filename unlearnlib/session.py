@@ -50,6 +50,7 @@ class Session:
     """The choices a notebook runs with."""
 
     profile: config.Profile
+    """The profile's settings on this dataset (its ``per_dataset`` entry and any ``UNLEARN_OVERRIDES`` applied)."""
     dataset: str
     device: torch.device
     seed: int
@@ -73,11 +74,22 @@ def start(profile: str | None = None, dataset: str | None = None, seed: int = 0,
     """Choose profile, dataset and device, seed every generator, and print the choices and why."""
     chosen, why_profile = config.choose_profile(profile)
     name, why_dataset = choose_dataset(chosen, dataset)
+    adjusted = chosen.per_dataset.get(name, {})
+    forced = config.overrides()
+    settings = chosen.for_dataset(name).adjusted(**forced)
     device = config.choose_device()
     config.seed_everything(seed)
     if verbose:
         print(f"profile  {chosen.name:14s} {chosen.meant_for} ({why_profile})")
+        if adjusted:
+            print(f"{'':9s}{'':14s} on {name}: {_listed(adjusted)}")
+        if forced:
+            print(f"{'':9s}{'':14s} {config.OVERRIDES_ENV}: {_listed(forced)}")
         print(f"dataset  {name:14s} {why_dataset}")
         print(f"device   {str(device):14s} {_device_reason(device)}")
         print(f"seed     {seed}")
-    return Session(chosen, name, device, seed)
+    return Session(settings, name, device, seed)
+
+
+def _listed(settings: dict[str, object]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in settings.items())
