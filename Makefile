@@ -5,12 +5,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BUILD  := build
 
-.PHONY: help setup course test lint lab slides bench clean
+.PHONY: help setup course readme test lint lab colab slides bench clean
 
 help:
 	@echo "make course   run every notebook (default profile) -> $(BUILD)/notebooks, $(BUILD)/results.md"
+	@echo "              a subset: make course ONLY=03,05; another profile: UNLEARN_PROFILE=smoke make course"
+	@echo "make readme   write the run times of $(BUILD)/results.json into README.md's notebook table"
 	@echo "make test     lint, unit tests, and every notebook under UNLEARN_PROFILE=smoke (nbval)"
-	@echo "make lab      JupyterLab on the notebooks"
+	@echo "make lab      JupyterLab on the notebooks (prints the URL to open)"
+	@echo "make colab    rewrite the Colab badges and set-up blocks from pyproject.toml's URL and ref"
 	@echo "make slides   reveal.js decks of the executed notebooks -> $(BUILD)/slides (offline-ready)"
 	@echo "make bench    training throughput: unlearnlib's loop against a conventional DataLoader loop"
 	@echo "make setup    only create $(VENV) and install"
@@ -27,14 +30,27 @@ lint: $(STAMP)
 	$(BIN)/ruff check unlearnlib tests
 	$(BIN)/ruff format --check unlearnlib tests
 
-test: lint
+# First say which dataset the notebooks will use, why, and how to get a better one.
+test: $(STAMP)
+	@UNLEARN_PROFILE=smoke $(BIN)/python -m unlearnlib.session
+	@$(MAKE) --no-print-directory lint
 	UNLEARN_PROFILE=smoke $(BIN)/python -m pytest
 
+# Runs every notebook even when one fails; ends with a table and a non-zero exit status if one failed.
 course: $(STAMP)
-	$(BIN)/python -m unlearnlib.course --out $(BUILD)
+	$(BIN)/python -m unlearnlib.course --out $(BUILD) $(if $(ONLY),--only $(ONLY))
 
+readme: $(STAMP)
+	$(BIN)/python -m unlearnlib.course --readme $(BUILD)/results.json
+
+colab: $(STAMP)
+	$(BIN)/python -m unlearnlib.colab --write
+
+# No browser is opened: open the http://127.0.0.1:8888/lab?token=... URL it prints. Root (a container) needs
+# --allow-root. More options: make lab LAB_ARGS="--ip=0.0.0.0 --port=8890".
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks
+	@echo "Starting JupyterLab: open the URL with ?token= printed below in a browser; Ctrl-C twice stops it."
+	$(BIN)/jupyter lab --no-browser $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS) notebooks
 
 bench: $(STAMP)
 	$(BIN)/python -m unlearnlib.bench

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +67,33 @@ def tiny_split() -> data_module.Split:
     """Twelve distinct 2x5x6 images, labels 0..2."""
     images = torch.arange(12 * 2 * 5 * 6).reshape(12, 2, 5, 6).remainder(251).to(torch.uint8) + 1
     return data_module.Split(images, torch.arange(12) % 3)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+_IGNORED = shutil.ignore_patterns(
+    ".git", ".venv", "build", "checkpoints", "data", "node_modules", "*.egg-info", "__pycache__"
+)
+
+
+def copy_source_tree(destination: Path) -> Path:
+    """A copy of the repository's files as a fresh clone would have them (git's view, else without build outputs)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
+    if listed.returncode != 0:
+        return Path(shutil.copytree(ROOT, destination, ignore=_IGNORED))
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+@pytest.fixture(scope="session")
+def source_tree(tmp_path_factory) -> Path:
+    """A copy of the repository made once per test session (for building and installing it)."""
+    return copy_source_tree(tmp_path_factory.mktemp("source") / "machine-unlearning")

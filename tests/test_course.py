@@ -1,14 +1,15 @@
 import json
+from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_notebook
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from unlearnlib import config, course
-from unlearnlib.session import choose_dataset
+from unlearnlib import config, course, readme
 
 
 def _notebook(path, *sources):
-    notebook = new_notebook(cells=[new_code_cell(s) for s in sources])
+    notebook = new_notebook(cells=[new_markdown_cell(f"# {path.stem}")] + [new_code_cell(s) for s in sources])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, path)
 
@@ -27,21 +28,188 @@ def test_record_merges_into_the_results_file(tmp_path, monkeypatch):
     assert json.loads(path.read_text()) == {"01_x": {"a": 1, "b": 0.5}, "02_y": {"c": "text"}}
 
 
-def test_the_course_runs_every_notebook_in_order_and_summarises(tmp_path):
+def test_the_course_runs_every_notebook_even_after_a_failure_and_reports_it(tmp_path, capsys):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     _notebook(
         notebooks / "01_first.ipynb",
         "import os\nfrom unlearnlib.course import record",
-        "record('01_first', profile=os.environ['UNLEARN_PROFILE'], answer=42)",
+        "record('01_first', profile=os.environ['UNLEARN_PROFILE'], answer=42, ratio=0.125)",
     )
-    _notebook(notebooks / "02_second.ipynb", "from unlearnlib.course import record\nrecord('02_second', ratio=0.125)")
+    _notebook(notebooks / "02_claim.ipynb", "x = 1", "assert x == 2, 'x is two, as the text says'", "print('never')")
+    _notebook(notebooks / "03_later.ipynb", "print('03 ran')", "1 / 0")
     _notebook(notebooks / "helper.ipynb", "raise RuntimeError('not a course notebook')")
-    summary = course.run(notebooks, tmp_path / "build", profile="smoke")
-    text = summary.read_text()
-    dataset, _ = choose_dataset(config.PROFILES["smoke"])
-    assert "profile **smoke**" in text and f"dataset **{dataset}**" in text
-    assert "| answer | 42 |" in text and "| profile | smoke |" in text and "| ratio | 0.125 |" in text
-    assert text.index("## 01_first") < text.index("## 02_second") and "helper" not in text
-    executed = nbformat.read(tmp_path / "build" / "notebooks" / "01_first.ipynb", as_version=4)
-    assert executed.cells[1].execution_count == 2
+    out = tmp_path / "build"
+    status = course.main(
+        ["--profile", "smoke", "--dataset", "digits", "--notebooks", str(notebooks), "--out", str(out)]
+    )
+    assert status == 1
+    printed = capsys.readouterr().out
+    assert "dataset  digits" in printed
+    table = printed[printed.index("| notebook | status |") :]
+    assert "| 01_first | passed |" in table
+    assert "| 02_claim | failed |" in table and "| x is two, as the text says | 3 (In [2]) |" in table
+    assert "| 03_later | failed |" in table and "ZeroDivisionError: division by zero | 3 (In [2]) |" in table
+    assert "1 of 3 notebooks passed" in printed and "helper" not in printed
+
+    results = json.loads((out / "results.json").read_text())
+    assert (results["profile"], results["dataset"]) == ("smoke", "digits")
+    assert results["machine"]["cpu_cores"] >= 1 and "gpu" in results["machine"] and results["date"]
+    assert list(results["notebooks"]) == ["01_first", "02_claim", "03_later"]
+    first, claim = results["notebooks"]["01_first"], results["notebooks"]["02_claim"]
+    assert first["status"] == "passed" and first["seconds"] > 0
+    assert first["values"] == {"profile": "smoke", "answer": 42, "ratio": 0.125}
+    assert (claim["status"], claim["claim"], claim["cell"], claim["execution_count"]) == (
+        "failed",
+        "x is two, as the text says",
+        3,
+        2,
+    )
+    partial = nbformat.read(out / "notebooks" / "02_claim.ipynb", as_version=4)
+    assert partial.cells[2].outputs[0].output_type == "error" and partial.cells[3].execution_count is None
+    later = nbformat.read(out / "notebooks" / "03_later.ipynb", as_version=4)
+    assert later.cells[1].outputs[0].text == "03 ran\n"
+    summary = (out / "results.md").read_text()
+    assert "1 of 3 notebooks passed" in summary and "| answer | 42 |" in summary and "| ratio | 0.125 |" in summary
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--notebooks", "/nonexistent"], "--notebooks /nonexistent is not a folder"),
+        (["--notebooks", "{empty}"], "holds no NN_*.ipynb notebook"),
+        (["--profile", "laptop"], "invalid choice: 'laptop' (choose from"),
+        (["--dataset", "imagenet"], "invalid choice: 'imagenet'"),
+        (["--only", "03,99"], "--only: '99' names no notebook; choose among 01, 03"),
+        (["--timeout", "0"], "--timeout: must be positive, got 0"),
+        (["--out", "{file}"], "is a file, not a folder"),
+        (["--readme", "{empty}/results.json"], "results.json does not exist: run `make course`"),
+    ],
+)
+def test_user_errors_are_one_line_before_anything_runs(tmp_path, capsys, arguments, message):
+    notebooks, empty = tmp_path / "notebooks", tmp_path / "empty"
+    notebooks.mkdir(), empty.mkdir()
+    _notebook(notebooks / "01_a.ipynb", "raise SystemExit('must not run')")
+    _notebook(notebooks / "03_b.ipynb", "raise SystemExit('must not run')")
+    (tmp_path / "file").write_text("")
+    arguments = [a.format(empty=empty, file=tmp_path / "file") for a in arguments]
+    with pytest.raises(SystemExit) as exited:
+        course.main(["--notebooks", str(notebooks), "--out", str(tmp_path / "out"), "--dataset", "digits", *arguments])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("python -m unlearnlib.course: error:") and message in error
+    assert "Traceback" not in error and not (tmp_path / "out" / "results.json").exists()
+
+
+def test_a_bad_profile_from_the_environment_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(config.PROFILE_ENV, "laptop")
+    (tmp_path / "nb").mkdir()
+    _notebook(tmp_path / "nb" / "01_a.ipynb", "pass")
+    with pytest.raises(SystemExit):
+        course.main(["--notebooks", str(tmp_path / "nb"), "--out", str(tmp_path / "out")])
+    assert "error: unknown profile 'laptop'; choose one of cpu, gpu, smoke" in capsys.readouterr().err
+
+
+def test_help_lists_the_profiles(capsys):
+    with pytest.raises(SystemExit):
+        course.main(["--help"])
+    shown = capsys.readouterr().out
+    for profile in config.PROFILES.values():
+        assert f"{profile.name:8s} {profile.meant_for}" in shown
+    assert "--only" in shown and "--readme" in shown
+
+
+def test_only_selects_notebooks_by_number_or_name(tmp_path):
+    paths = [tmp_path / f"{n}.ipynb" for n in ("01_a", "03_b", "05_c", "10_d")]
+    assert course.select(paths, None) == paths
+    assert course.select(paths, " 5, 03 ,") == [paths[1], paths[2]]
+    assert course.select(paths, "10_d,1") == [paths[0], paths[3]]
+    with pytest.raises(ValueError, match="'04' names no notebook; choose among 01, 03, 05, 10"):
+        course.select(paths, "04")
+
+
+README = """# Course
+
+Hand-written text | with a pipe.
+
+<!-- run-times: begin (generated) -->
+| # | notebook | what you learn | smoke | cpu |
+|---|---|---|---|---|
+| 01 | [Data](notebooks/01_data.ipynb) | classes \\| counts | 12 s | 14 min (by hand) |
+| 02 | [Training](notebooks/02_train.ipynb) | ResNets | 15 s | not measured |
+
+Run times per profile.
+
+- **smoke**: measured by hand.
+- **cpu**: measured by hand.
+<!-- run-times: end -->
+
+## Profiles
+"""
+
+
+def _results(profile, **seconds):
+    notebooks = {name: {"status": "passed", "seconds": s, "claim": None, "cell": None} for name, s in seconds.items()}
+    return {
+        "profile": profile,
+        "dataset": "fashion-mnist",
+        "date": "2030-01-02T03:04:05+00:00",
+        "machine": {"cpu_cores": 2, "gpu": None},
+        "command": "python -m unlearnlib.course",
+        "notebooks": notebooks,
+    }
+
+
+def test_readme_run_times_fill_the_profiles_column_only():
+    results = _results("cpu", **{"01_data": 431.6, "02_train": 48.2})
+    results["notebooks"]["02_train"] |= {"status": "failed", "cell": 7}
+    text = readme.update_run_times(README, results)
+    assert "| 01 | [Data](notebooks/01_data.ipynb) | classes \\| counts | 12 s | 7 min 12 s |" in text
+    assert "| 02 | [Training](notebooks/02_train.ipynb) | ResNets | 15 s | 48 s (failed, cell 7) |" in text
+    assert "- **smoke**: measured by hand." in text
+    cpu = "- **cpu**: measured 2030-01-02 on a 2-core CPU, no GPU, dataset fashion-mnist, with `python -m unlearnlib"
+    assert cpu in text and "failed: 02" in text
+    outside = README.split("<!-- run-times: begin")[0], README.split("<!-- run-times: end -->")[1]
+    assert text.startswith(outside[0]) and text.endswith(outside[1])
+    assert readme.update_run_times(text, results) == text
+
+
+def test_readme_run_times_of_a_new_profile_get_their_own_column():
+    results = _results("gpu", **{"02_train": 30.0})
+    results["machine"]["gpu"] = "NVIDIA T4"
+    text = readme.update_run_times(README, results)
+    assert "| # | notebook | what you learn | smoke | cpu | gpu |" in text
+    assert (
+        "| 01 | [Data](notebooks/01_data.ipynb) | classes \\| counts | 12 s | 14 min (by hand) | not measured |" in text
+    )
+    assert "| ResNets | 15 s | not measured | 30 s |" in text
+    assert "- **gpu**: measured 2030-01-02 on a 2-core CPU, NVIDIA T4," in text and "(notebooks 02; the others" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds", "message"),
+    [
+        (README, {"03_new": 1.0}, "notebook 03_new has no row in the README's table"),
+        (README, {"01_renamed": 1.0}, "row 01 does not link notebook 01_renamed.ipynb"),
+        ("# no markers\n", {"01_data": 1.0}, "no run-time markers"),
+    ],
+)
+def test_readme_run_times_refuse_what_they_cannot_place(text, seconds, message):
+    with pytest.raises(ValueError, match=message):
+        readme.update_run_times(text, _results("cpu", **seconds))
+
+
+def test_readme_command_writes_the_file(tmp_path, capsys):
+    (tmp_path / "README.md").write_text(README)
+    (tmp_path / "results.json").write_text(json.dumps(_results("smoke", **{"01_data": 9.0})))
+    status = course.main(["--readme", str(tmp_path / "results.json"), "--readme-file", str(tmp_path / "README.md")])
+    assert status == 0 and "| 9 s | 14 min (by hand) |" in (tmp_path / "README.md").read_text()
+    assert "run times of 1 notebooks under the smoke profile updated" in capsys.readouterr().out
+
+
+def test_the_real_readme_has_a_run_time_row_for_every_notebook():
+    root = Path(__file__).resolve().parent.parent
+    names = [p.stem for p in course.notebooks(root / "notebooks")]
+    results = _results("gpu", **dict.fromkeys(names, 60.0))
+    text = readme.update_run_times((root / "README.md").read_text(), results)
+    assert text.count("| 60 s |") == len(names)

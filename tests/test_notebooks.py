@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from unlearnlib.config import REPOSITORY
+from unlearnlib import colab
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -42,8 +42,7 @@ def test_opens_with_title_colab_badge_and_run_time(notebook):
     path, nb = notebook
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.startswith("# ")
-    badge = f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{path.name}"
-    assert badge in first.source
+    assert colab.read_source().badge(path.name) in first.source
     assert "Run time" in first.source and "You will learn" in first.source
     assert first.metadata.slideshow.slide_type == "slide"
 
@@ -51,7 +50,7 @@ def test_opens_with_title_colab_badge_and_run_time(notebook):
 def test_first_code_cell_sets_up_colab_and_the_session(notebook):
     _, nb = notebook
     setup = next(c for c in nb.cells if c.cell_type == "code")
-    assert f"https://github.com/{REPOSITORY}" in setup.source
+    assert setup.source.startswith(colab.setup_block(colab.read_source()) + "\n")
     assert "session.start()" in setup.source
     assert setup.metadata.slideshow.slide_type == "skip"
 
@@ -69,6 +68,7 @@ def test_claims_are_checked_by_assertion_cells_hidden_from_the_slides(notebook):
 
 def test_readme_links_every_notebook_with_a_badge():
     readme = (ROOT / "README.md").read_text()
+    source = colab.read_source()
     for path in NOTEBOOKS:
         assert f"notebooks/{path.name}" in readme
-        assert f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{path.name}" in readme
+        assert source.badge(path.name) in readme

@@ -134,3 +134,36 @@ def test_start_applies_the_dataset_settings_and_the_overrides(capsys, monkeypatc
     assert "on digits: arch=resnet9" in out and "UNLEARN_OVERRIDES: epochs=2" in out
     assert started.profile.width == config.DIGITS["width"] and started.profile.epochs == 2
     assert started.original_config().weight_decay == config.DIGITS["weight_decay"]
+
+
+def test_the_data_set_up_says_what_it_uses_and_how_to_get_the_better_dataset(monkeypatch, capsys):
+    monkeypatch.setattr(session, "availability", lambda name: (name == "digits", "not in data/, server unreachable"))
+    session.main(["--profile", "cpu"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("profile  cpu: ") and "asked for by name" in out[0]
+    assert out[1].startswith("dataset  digits: profile cpu's choice") and "skipped fashion-mnist" in out[1]
+    assert "scikit-learn's bundled copy" in out[2]
+    assert out[3].startswith("better   fashion-mnist") and "sudo apt-get install dataset-fashion-mnist" in out[3]
+    assert "downloaded into" in out[3]
+
+
+def test_the_data_set_up_names_where_the_dataset_is_read_from(monkeypatch):
+    monkeypatch.setattr(session, "availability", lambda name: (True, "on disk"))
+    text = session.describe_data("smoke")
+    assert "dataset  fashion-mnist: profile smoke's choice" in text and "better" not in text
+    assert "Debian's dataset-fashion-mnist" in text or "read from" in text
+    monkeypatch.setattr(session, "availability", lambda name: (True, "downloadable"))
+    assert "it will be downloaded into" in session.describe_data("gpu")
+
+
+def test_the_data_set_up_command_gives_one_line_errors(monkeypatch, capsys):
+    monkeypatch.setattr(session, "availability", lambda name: (False, "not in data/"))
+    with pytest.raises(SystemExit) as exited:
+        session.main(["--dataset", "cifar10"])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exited.value.code == 2 and "error: dataset 'cifar10' was asked for but is not in data/" in error
+    assert "To get it: online, it is downloaded into" in error
+    monkeypatch.setenv("UNLEARN_PROFILE", "laptop")
+    with pytest.raises(SystemExit):
+        session.main([])
+    assert "error: unknown profile 'laptop'" in capsys.readouterr().err

@@ -169,9 +169,6 @@ PROFILES: dict[str, Profile] = {
     ),
 }
 
-REPOSITORY = "unlearning-course/machine-unlearning"
-"""The course's GitHub repository (owner/name): Colab badges and the notebooks' set-up cells point at it."""
-
 PROFILE_ENV = "UNLEARN_PROFILE"
 DATASET_ENV = "UNLEARN_DATASET"
 DEVICE_ENV = "UNLEARN_DEVICE"

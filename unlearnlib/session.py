@@ -93,3 +93,74 @@ def start(profile: str | None = None, dataset: str | None = None, seed: int = 0,
 
 def _listed(settings: dict[str, object]) -> str:
     return ", ".join(f"{key}={value}" for key, value in settings.items())
+
+
+_DOWNLOAD_SIZE = {"cifar10": "170 MB", "cifar100": "170 MB", "mnist": "11 MB", "fashion-mnist": "30 MB"}
+
+
+def how_to_get(name: str) -> str:
+    """How to make dataset ``name`` available on this machine."""
+    if name == "digits":
+        return "it ships with scikit-learn"
+    how = f"online, it is downloaded into {config.data_dir()} on first use ({_DOWNLOAD_SIZE[name]}, checksum-verified)"
+    if name == "fashion-mnist":
+        how += "; offline, on Debian or Ubuntu: sudo apt-get install dataset-fashion-mnist"
+    else:
+        how += "; offline, copy torchvision's files for it there (see data/README.md)"
+    return how
+
+
+def _source(name: str) -> str:
+    """Where an available dataset will be read from, or that it will be downloaded."""
+    if name == "digits":
+        return "from scikit-learn's bundled copy"
+    ok, why = availability(name)
+    if why != "on disk":
+        return f"not on disk: it will be downloaded into {config.data_dir()} ({_DOWNLOAD_SIZE[name]})"
+    from .data import DEBIAN_FASHION_MNIST
+
+    if name == "fashion-mnist" and not (config.data_dir() / "FashionMNIST" / "raw").is_dir():
+        return f"read from Debian's dataset-fashion-mnist ({DEBIAN_FASHION_MNIST})"
+    return f"read from {config.data_dir()}"
+
+
+def describe_data(profile: str | None = None, dataset: str | None = None) -> str:
+    """Which profile and dataset a run will use, why, where the data comes from, and how to get a better one."""
+    chosen, why_profile = config.choose_profile(profile)
+    name, why_dataset = choose_dataset(chosen, dataset)
+    lines = [
+        f"profile  {chosen.name}: {chosen.meant_for} ({why_profile})",
+        f"dataset  {name}: {why_dataset}",
+        f"         {_source(name)}",
+    ]
+    preferred = chosen.datasets[: chosen.datasets.index(name)] if name in chosen.datasets else ()
+    if not dataset and not os.environ.get(config.DATASET_ENV, "").strip():
+        for better in preferred:
+            lines.append(f"better   {better} (profile {chosen.name}'s first choice): {how_to_get(better)}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m unlearnlib.session``: print the data set-up a run would use, before it starts."""
+    import argparse
+
+    from .data import DATASETS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m unlearnlib.session",
+        description="Say which profile and dataset a run will use, why, and how to get a better dataset.",
+    )
+    parser.add_argument("--profile", choices=sorted(config.PROFILES), help="default: UNLEARN_PROFILE, else by device")
+    parser.add_argument("--dataset", choices=DATASETS, help="default: UNLEARN_DATASET, else the profile's first found")
+    args = parser.parse_args(argv)
+    try:
+        print(describe_data(args.profile, args.dataset))
+    except ValueError as err:
+        parser.error(str(err))
+    except DatasetUnavailable as err:
+        asked = args.dataset or os.environ.get(config.DATASET_ENV, "").strip()
+        parser.error(f"{err}. To get it: {how_to_get(asked)}" if asked in _DOWNLOAD_SIZE else str(err))
+
+
+if __name__ == "__main__":
+    main()
