@@ -51,6 +51,14 @@ def test_subsets_are_fixed_by_the_seed(fake_cifar10):
     assert torch.equal(a.train.images, full.train.images[a.train_ids])
 
 
+def test_subsets_keep_each_class_share(digits):
+    subset = load("digits", n_train=400, n_test=100, seed=5, device="cpu")
+    for part, size, whole in ((subset.train, 400, digits.train), (subset.test, 100, digits.test)):
+        counts = torch.bincount(part.labels, minlength=10).double()
+        expected = torch.bincount(whole.labels, minlength=10).double() * size / len(whole)
+        assert len(part) == size and ((counts - expected).abs() < 1).all(), "each class keeps its share, rounded"
+
+
 def _write_idx(path, array, compress):
     header = b"\x00\x00\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     opener = gzip.open if compress else open

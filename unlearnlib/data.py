@@ -694,13 +694,23 @@ def availability(name: str, root: Path | None = None) -> tuple[bool, str]:
     return False, f"not in {root} and its server is unreachable"
 
 
-def _subset_ids(n_total: int, n: int | None, seed: int) -> torch.Tensor:
+def _subset_ids(labels: np.ndarray, n: int | None, seed: int) -> torch.Tensor:
+    """Sorted positions of a seeded random subset of ``n`` examples in which each class keeps its share.
+
+    Stratified, so that a small subset of a balanced dataset stays balanced (each
+    class's count is its share of ``n``, rounded by largest remainder).
+    """
+    n_total = len(labels)
     if n is None or n >= n_total:
         return torch.arange(n_total)
     if n <= 0:
         raise ValueError(f"a subset needs at least one example, got {n}")
+    labels = torch.from_numpy(np.asarray(labels))
+    classes, sizes = labels.unique(return_counts=True)
+    counts = _spread(n, {int(c): float(size) for c, size in zip(classes, sizes)})
     generator = torch.Generator().manual_seed(seed)
-    return torch.randperm(n_total, generator=generator)[:n].sort().values
+    chosen = [_class_positions(labels, c, generator)[:count] for c, count in counts.items()]
+    return torch.cat(chosen).sort().values
 
 
 def load(
@@ -715,7 +725,7 @@ def load(
     """Load dataset ``name`` onto ``device``, downloading it into ``data/`` if needed.
 
     ``n_train`` and ``n_test`` keep a random subset (fixed by ``seed``) of each
-    split.  Offline, a dataset that is not on disk raises
+    split, stratified by class.  Offline, a dataset that is not on disk raises
     :class:`DatasetUnavailable` within seconds, with a message saying what to do.
     """
     source = _SOURCES[check_dataset_name(name)]
@@ -730,8 +740,8 @@ def load(
             )
         source.fetch(root)
     x_train, y_train, x_test, y_test, where = source.read(root)
-    train_ids = _subset_ids(len(y_train), n_train, seed)
-    test_ids = _subset_ids(len(y_test), n_test, seed + 1)
+    train_ids = _subset_ids(y_train, n_train, seed)
+    test_ids = _subset_ids(y_test, n_test, seed + 1)
     train = Split(torch.from_numpy(x_train)[train_ids], torch.from_numpy(y_train)[train_ids])
     test = Split(torch.from_numpy(x_test)[test_ids], torch.from_numpy(y_test)[test_ids])
     return ImageData(
