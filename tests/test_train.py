@@ -155,3 +155,16 @@ def test_the_optimiser_checks_the_weights_at_the_end_of_each_epoch():
         optimiser.step(weights[1] * 2)
     with pytest.raises(ValueError, match="do not divide into 3 epochs"):
         Optimiser([weights], torch.device("cpu"), steps=4, epochs=3, lr=0.1)
+
+
+def test_on_a_gpu_the_loss_is_checked_once_per_epoch_without_a_sync_per_step():
+    weights = torch.nn.Parameter(torch.zeros(2))
+    optimiser = Optimiser([weights], torch.device("cpu"), steps=6, epochs=2, lr=0.1, momentum=0.0, weight_decay=0.0)
+    optimiser.device = torch.device("cuda")  # the GPU's path (a flag kept on the device), taken here on CPU tensors
+    optimiser.step(weights.sum())
+    optimiser.step(weights.sum())
+    optimiser.step(weights.sum())  # the end of epoch 1: all finite
+    optimiser.step(weights.sum() * float("nan"))  # not seen yet: no read of the device in the middle of an epoch
+    optimiser.step(weights.sum())
+    with pytest.raises(Diverged, match=r"training \(optimizer='sgd', lr=0.1.*\) diverged in epoch 2 of 2: the loss"):
+        optimiser.step(weights.sum())

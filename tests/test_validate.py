@@ -11,12 +11,13 @@ import torch
 from unlearnlib import data as data_module
 from unlearnlib import unlearn, validate
 from unlearnlib.batching import Augmentation
+from unlearnlib.checkpoints import get_or_train_seeds
 from unlearnlib.corrective import backdoored_pair
 from unlearnlib.forget import ForgetRequest, class_forget, corrective_forget, random_forget
 from unlearnlib.metrics import attack_success
 from unlearnlib.mia import simple_mia
 from unlearnlib.models import build_model
-from unlearnlib.train import TrainConfig
+from unlearnlib.train import TrainConfig, fit
 
 
 @pytest.mark.parametrize("value", [3, np.int64(3), np.uint8(3), torch.tensor(3), np.array(3)])
@@ -136,3 +137,22 @@ def test_training_configs_check_kinds_too():
         TrainConfig(dataset="digits", augment="no")
     with pytest.raises(TypeError, match="lr must be a number"):
         dataclasses.replace(TrainConfig(dataset="digits"), lr="0.1")
+
+
+def test_other_mistakes_a_user_makes_get_named_errors(small):
+    digits, model, _ = small
+    config = TrainConfig(dataset="digits", arch="resnet9", width=2, epochs=1, batch_size=64)
+    with pytest.raises(TypeError, match="seeds must be a list"):
+        get_or_train_seeds(config, digits, 3)
+    with pytest.raises(ValueError, match="seeds is empty"):
+        get_or_train_seeds(config, digits, [])
+    with pytest.raises(ValueError, match=r"classes must be a pair of classes .*got \(3,\)"):
+        data_module.class_pair(digits, (3,), minority=3)
+    with pytest.raises(TypeError, match="config must be a TrainConfig, got NoneType"):
+        fit(model, digits, None)
+    with pytest.raises(ValueError, match="training needs at least 2 examples"):
+        fit(model, digits, config, torch.tensor([5]))
+    with pytest.raises(TypeError, match="model must be a network"):
+        unlearn.finetune(None, random_forget(200, count=20), digits)
+    with pytest.raises(TypeError, match="finetune needs a ForgetRequest as its request, got Tensor"):
+        unlearn.finetune(model, torch.arange(3), digits)

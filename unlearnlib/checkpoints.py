@@ -359,7 +359,11 @@ def get_or_train_seeds(
     progress: bool = True,
 ) -> list[TrainedModel]:
     """One model per seed, each trained (or loaded) as :func:`get_or_train` with ``config`` at that seed."""
+    if isinstance(seeds, str) or not isinstance(seeds, Iterable):
+        raise TypeError(f"seeds must be a list (or range) of whole numbers, got {seeds!r}")
     seeds = [validate.seed("seed", seed) for seed in seeds]
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must differ, got {seeds}")
     return [

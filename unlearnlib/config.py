@@ -208,14 +208,15 @@ class UnusableRoot(ValueError):
     """The course's root folder (``UNLEARN_ROOT``) or a folder in it cannot be used: not a folder, or not writable."""
 
 
-def check_writable_folder(folder: Path, what: str) -> Path:
+def check_writable_folder(folder: Path, what: str, fix: str | None = None) -> Path:
     """``folder``, after checking that it is a folder this process can write to, or that it could be created.
 
-    Nothing is created.  Raises :class:`UnusableRoot`, naming ``what`` and the problem, otherwise.
+    Nothing is created.  Raises :class:`UnusableRoot`, naming ``what``, the problem and ``fix``
+    (by default: set ``UNLEARN_ROOT``), otherwise.
     """
     folder = Path(folder)
     from_env = os.environ.get(ROOT_ENV, "").strip()
-    fix = f"set {ROOT_ENV} to a folder you can write to" + (
+    fix = fix or f"set {ROOT_ENV} to a folder you can write to" + (
         f" (it is {from_env!r})" if from_env else " (by default it is the course's checkout)"
     )
     existing = folder

@@ -267,6 +267,8 @@ def class_pair(
     The test set is balanced: the same number of images of each class (at most
     ``n_test`` in all), so that accuracy is not dominated by the majority.
     """
+    if isinstance(classes, str) or not isinstance(classes, tuple | list) or len(classes) != 2:
+        raise ValueError(f"classes must be a pair of classes (names or indices), got {classes!r}")
     first, second = (data.info.class_index(c) for c in classes)
     if first == second:
         raise ValueError(f"a class pair needs two different classes, got {classes}")

@@ -162,7 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         setup = session.start(args.profile, args.dataset)
-        out = config.check_writable_folder(args.out or config.build_dir(), "--out")
+        out = config.check_writable_folder(
+            args.out or config.build_dir(), "--out", "give a folder you can write to" if args.out else None
+        )
         data = setup.load_data()
     except (ValueError, DatasetUnavailable) as err:
         parser.error(str(err))

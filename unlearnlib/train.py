@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from . import guard, validate
 from .config import Profile
-from .data import ImageData, Split, check_dataset_name
+from .data import ImageData, Split, check_dataset_name, check_indices
 from .models import ARCHITECTURES, build_model
 
 OPTIMIZERS = ("sgd", "adam")
@@ -347,14 +347,24 @@ def fit(
 
     Returns per-epoch curves, with the test set evaluated after every epoch.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a network (an nn.Module), got {type(model).__name__}")
+    if not isinstance(data, ImageData):
+        raise TypeError(f"data must be an ImageData, got {type(data).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if indices is not None and len(torch.as_tensor(indices)) == 0:
+        raise ValueError("cannot train on an empty set of examples")
+    if indices is not None:
+        check_indices(indices, len(data.train), "training indices")  # the order given is kept: it fixes the batches
+    split = data.train if indices is None else data.train.subset(indices)
+    if len(split) < 2:
+        raise ValueError(f"training needs at least 2 examples (batch norm needs a batch), got {len(split)}")
     device = data.device
     cuda = device.type == "cuda"
     model.to(device)
     if cuda:
         model.to(memory_format=torch.channels_last)
-    split = data.train if indices is None else data.train.subset(indices)
-    if len(split) == 0:
-        raise ValueError("cannot train on an empty set of examples")
     steps_per_epoch = max(1, len(split) // config.batch_size)
     optimiser = Optimiser(
         model.parameters(),
