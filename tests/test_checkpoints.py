@@ -1,11 +1,24 @@
 import dataclasses
+import multiprocessing
+import os
 import pickle
+import stat
+import time
 
+import numpy as np
 import pytest
 import torch
 
 from unlearnlib import checkpoints
-from unlearnlib.checkpoints import CheckpointMismatch, checkpoint_path, get_or_train, load_checkpoint
+from unlearnlib.checkpoints import (
+    CheckpointMismatch,
+    CorruptCheckpoint,
+    CorruptCheckpointWarning,
+    checkpoint_path,
+    get_or_train,
+    load_checkpoint,
+)
+from unlearnlib.config import UnusableRoot
 from unlearnlib.data import load
 from unlearnlib.train import TrainConfig, evaluate_model
 
@@ -73,7 +86,8 @@ def test_an_interrupted_write_leaves_no_broken_checkpoint(digits, monkeypatch, i
     with pytest.raises(KeyboardInterrupt):
         get_or_train(TINY, digits, progress=False)
     directory = isolated_root / "checkpoints"
-    assert list(directory.iterdir()) == [], "neither a checkpoint nor a temporary file is left"
+    left = [p.name for p in directory.iterdir() if p.name != ".locks"]  # the lock files stay, for the next run
+    assert left == [], "neither a checkpoint nor a temporary file is left"
     monkeypatch.setattr(torch, "save", real_save)
     trained = get_or_train(TINY, digits, progress=False)
     assert not trained.from_cache and get_or_train(TINY, digits, progress=False).from_cache
@@ -144,3 +158,130 @@ def test_one_model_per_seed_each_cached_on_its_own(digits):
     assert again.from_cache and again.path == models[1].path
     with pytest.raises(ValueError, match="seeds must differ"):
         checkpoints.get_or_train_seeds(tiny, digits, [1, 1])
+
+
+# --------------------------------------------------------------------------- recovery, locking, sharing
+
+SMALL = torch.arange(200)
+"""Training examples for the recovery tests: few, so each retraining takes a fraction of a second."""
+
+
+def _truncated(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _random_bytes(path):
+    path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)))
+
+
+def _without_state_dict(path):
+    payload = torch.load(path, weights_only=True)
+    del payload["state_dict"]
+    torch.save(payload, path)
+
+
+def _nan_weights(path):
+    payload = torch.load(path, weights_only=True)
+    name = next(key for key, value in payload["state_dict"].items() if value.is_floating_point())
+    payload["state_dict"][name][0] = float("nan")
+    torch.save(payload, path)
+
+
+def _not_a_dict(path):
+    torch.save(torch.zeros(3), path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (_truncated, "unreadable"),
+        (_random_bytes, "unreadable"),
+        (_not_a_dict, "not a checkpoint"),
+        (_without_state_dict, "missing keys state_dict"),
+        (_nan_weights, "holding non-finite weights"),
+    ],
+)
+def test_a_corrupted_checkpoint_is_set_aside_and_the_model_trained_again(digits, damage, problem):
+    first = get_or_train(TINY, digits, SMALL, progress=False)
+    names = [".corrupt", ".corrupt.1"] if damage is _truncated else [".corrupt"]  # a second time: numbered
+    for attempt, aside in enumerate(names):
+        damage(first.path)
+        with pytest.raises(CorruptCheckpoint, match=f"{first.path.name} is {problem}"):
+            load_checkpoint(first.path, TINY, first.train_ids, digits)
+        with pytest.warns(CorruptCheckpointWarning, match=rf"{first.path}.* is {problem}.*moved it to .*{aside}"):
+            again = get_or_train(TINY, digits, SMALL, progress=False)
+        assert not again.from_cache and again.path == first.path, "trained again, into the same place"
+        assert first.path.with_name(first.path.name + aside).is_file(), f"attempt {attempt}: set aside as {aside}"
+        assert get_or_train(TINY, digits, SMALL, progress=False).from_cache, "the new checkpoint is good"
+
+
+def test_a_mismatched_checkpoint_stays_an_error_naming_the_file(digits):
+    trained = get_or_train(TINY, digits, SMALL, progress=False)
+    payload = torch.load(trained.path, weights_only=True)
+    payload["config"]["lr"] = 0.5
+    torch.save(payload, trained.path)
+    with pytest.raises(CheckpointMismatch, match=rf"{trained.path} was trained with a different config: lr=0.5"):
+        get_or_train(TINY, digits, SMALL, progress=False)
+    assert trained.path.is_file(), "a mismatch is not corruption: the file stays where it is"
+
+
+def test_stale_temporary_files_of_a_checkpoint_are_removed(digits):
+    path = checkpoint_path(TINY, digits.train_ids[SMALL], digits)
+    path.parent.mkdir(parents=True)
+    stale = path.with_name(f".{path.name}.killed.tmp")
+    stale.write_bytes(b"half a checkpoint")
+    other = path.with_name(".someone-else.pt.x.tmp")
+    other.write_bytes(b"another checkpoint's save")
+    get_or_train(TINY, digits, SMALL, progress=False)
+    assert not stale.exists(), "the stale temporary file of this checkpoint is gone"
+    assert other.exists(), "another checkpoint's temporary file is left to its own lock"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_checkpoints_get_the_mode_of_a_new_file_so_a_group_can_share_them(digits, umask):
+    old = os.umask(umask)
+    try:
+        trained = get_or_train(TINY, digits, SMALL, progress=False)
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE(trained.path.stat().st_mode)
+    assert mode == 0o666 & ~umask and mode & stat.S_IRGRP, oct(mode)
+
+
+def test_training_needs_a_writable_checkpoint_folder_before_it_starts(digits, isolated_root, monkeypatch):
+    monkeypatch.setattr(checkpoints, "fit", lambda *args, **kwargs: pytest.fail("trained before checking the folder"))
+    blocker = isolated_root / "a-file"
+    blocker.write_text("")
+    with pytest.raises(UnusableRoot, match="a-file is a file, not a folder"):
+        get_or_train(TINY, digits, SMALL, directory=blocker, progress=False)
+    with pytest.raises(UnusableRoot, match="cannot be created: .*a-file is a file"):
+        get_or_train(TINY, digits, SMALL, directory=blocker / "checkpoints", progress=False)
+
+
+def _train_in_a_process(digits, both_ready, results, name):
+    torch.set_num_threads(1)
+    real_fit = checkpoints.fit
+
+    def slow_fit(*args, **kwargs):
+        time.sleep(1.0)  # long enough for the other process to ask for the same model meanwhile
+        return real_fit(*args, **kwargs)
+
+    checkpoints.fit = slow_fit
+    config = TrainConfig(dataset="digits", arch="resnet9", width=4, epochs=1, batch_size=64, lr=0.05)
+    both_ready.wait(timeout=60)
+    trained = get_or_train(config, digits, torch.arange(100), progress=False)
+    results.put((name, "cached" if trained.from_cache else "trained"))
+
+
+def test_two_processes_asking_for_one_model_train_it_once(digits, isolated_root):
+    context = multiprocessing.get_context("fork")  # the children share this process's imports and data
+    both_ready, results = context.Barrier(2), context.Queue()
+    processes = [context.Process(target=_train_in_a_process, args=(digits, both_ready, results, name)) for name in "ab"]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0, 0]
+    outcomes = sorted(results.get(timeout=5)[1] for _ in processes)
+    assert outcomes == ["cached", "trained"], "one process trained, the other waited for it and loaded its model"
+    assert len(list((isolated_root / "checkpoints").glob("*.pt"))) == 1

@@ -1,3 +1,4 @@
+import dataclasses
 import gzip
 import hashlib
 import socket
@@ -251,3 +252,33 @@ def test_mislabel_changes_exactly_the_chosen_labels_to_other_classes(digits):
             data.mislabel(digits.train, fraction, 10)
     with pytest.raises(ValueError, match="at least 2 classes"):
         data.mislabel(digits.train, 0.1, 1)
+
+
+@pytest.mark.parametrize(
+    ("bad", "shown"), [([10], "1 labels outside its classes 0..9: 10"), ([-1, 12, 12], "3 labels .*: -1, 12")]
+)
+def test_labels_outside_the_classes_are_refused_when_the_data_is_made(digits, bad, shown):
+    labels = digits.train.labels.clone()
+    labels[: len(bad)] = torch.tensor(bad)
+    with pytest.raises(ValueError, match=f"the training split of digits has {shown}"):
+        dataclasses.replace(digits, train=data.Split(digits.train.images, labels))
+
+
+def test_labels_are_checked_when_a_dataset_is_loaded(monkeypatch):
+    source = data._SOURCES["digits"]
+    real_read = source.read
+
+    def with_an_eleventh_class(root):
+        x_train, y_train, x_test, y_test, where = real_read(root)
+        y_test = y_test.copy()
+        y_test[:50] = 10
+        return x_train, y_train, x_test, y_test, where
+
+    monkeypatch.setattr(source, "read", with_an_eleventh_class, raising=False)
+    with pytest.raises(ValueError, match="the test split of digits has 50 labels outside its classes 0..9: 10"):
+        load("digits", device="cpu")
+
+
+def test_labels_must_be_whole_class_numbers(tiny_split):
+    with pytest.raises(ValueError, match="labels must be whole class numbers"):
+        data.Split(tiny_split.images, tiny_split.labels.float())

@@ -74,3 +74,20 @@ def test_bad_random_requests_are_refused(options, message):
 def test_bad_forget_indices_are_refused(forget, message):
     with pytest.raises(ValueError, match=message):
         ForgetRequest("random", torch.tensor(forget, dtype=torch.long), n_train=4 if len(forget) == 4 else 10)
+
+
+def test_a_request_of_an_unknown_kind_is_refused_when_made():
+    with pytest.raises(ValueError, match="unknown request kind 'banana'; choose one of random, class, corrective"):
+        ForgetRequest("banana", torch.tensor([1, 2]), n_train=10)
+
+
+def test_a_class_request_must_name_its_class():
+    with pytest.raises(ValueError, match="a class request must name its class"):
+        ForgetRequest("class", torch.tensor([1, 2]), n_train=10)
+
+
+def test_the_registry_takes_its_request_kinds_from_the_requests():
+    from unlearnlib.forget import REQUEST_KINDS
+    from unlearnlib.unlearn import registry
+
+    assert registry.REQUEST_KINDS is REQUEST_KINDS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pandas as pd
 import pytest
@@ -91,3 +92,74 @@ def test_the_leaderboard_runs_each_applicable_method_on_each_request(tiny, isola
 def test_markdown_rounds_numbers_and_marks_missing_ones():
     frame = pd.DataFrame({"method": ["a"], "F": [0.12345], "US": [float("nan")]})
     assert leaderboard.markdown(frame) == "| method | F | US |\n|---|---|---|\n| a | 0.123 | – |\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--methods", "finetune,nope"], r"argument --methods: unknown method 'nope'; choose from retrain, eu_k"),
+        (["--methods", " , "], "argument --methods: give at least one method"),
+        (["--profile", "laptop"], r"argument --profile: invalid choice: 'laptop' \(choose from .*cpu.*gpu.*smoke"),
+        (["--dataset", "svhn"], "argument --dataset: invalid choice: 'svhn'"),
+        (
+            ["--profile", "smoke", "--dataset", "digits", "--methods", "finetune, eu_k", "--out", "FILE"],
+            "--out .* is a file",
+        ),
+    ],
+)
+def test_bad_arguments_are_one_line_errors_before_any_work(argv, message, capsys, monkeypatch, isolated_root):
+    (isolated_root / "FILE").write_text("")
+    argv = [str(isolated_root / "FILE") if a == "FILE" else a for a in argv]
+    monkeypatch.setattr(leaderboard, "run", lambda *args, **kwargs: pytest.fail("the leaderboard ran"))
+    with pytest.raises(SystemExit) as exit_info:
+        leaderboard.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and re.search(message, err.strip().splitlines()[-1]), err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("UNLEARN_PROFILE", "laptop", "unknown profile 'laptop'; choose one of cpu, gpu, smoke"),
+        ("UNLEARN_DEVICE", "mps", "UNLEARN_DEVICE='mps' asked for, but PyTorch's MPS backend is not available"),
+        ("UNLEARN_ROOT", "FILE", "the course folder .*FILE is a file"),
+    ],
+)
+def test_a_bad_environment_is_a_one_line_error_too(variable, value, message, capsys, monkeypatch, isolated_root):
+    (isolated_root / "FILE").write_text("")
+    monkeypatch.setenv(variable, str(isolated_root / value) if value == "FILE" else value)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        leaderboard.main(["--dataset", "digits"])
+    assert exit_info.value.code == 2 and re.search(message, capsys.readouterr().err.strip().splitlines()[-1])
+
+
+def test_the_help_lists_profiles_datasets_and_methods(capsys):
+    with pytest.raises(SystemExit):
+        leaderboard.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "{cpu,gpu,smoke}" in out and "digits" in out and "finetune, cf_k" in out
+
+
+def test_the_python_api_checks_hyperparameter_names_before_any_training(tiny, monkeypatch):
+    setup, digits = tiny
+    monkeypatch.setattr(leaderboard, "Trial", lambda *args, **kwargs: pytest.fail("models were built"))
+    with pytest.raises(TypeError, match="finetune has no hyperparameter lr_typo; it takes epochs, lr"):
+        leaderboard.run(setup, digits, ["finetune"], hyperparameters={"finetune": {"lr_typo": 0.1}})
+    with pytest.raises(ValueError, match="hyperparameters are given for 'eu_k', which is not among the methods run"):
+        leaderboard.run(setup, digits, ["finetune"], hyperparameters={"eu_k": {"k": 2}})
+    with pytest.raises(ValueError, match="unknown unlearning method 'nope'"):
+        leaderboard.run(setup, digits, ["finetune", "nope"])
+    other = random_forget(100, count=10)
+    with pytest.raises(ValueError, match="request 'r' is for a training split of 100 examples, this data has 300"):
+        leaderboard.run(setup, digits, ["finetune"], requests={"r": other})
+
+
+def test_a_sweep_checks_its_grid_before_running():
+    trial = Trial.__new__(Trial)  # no models: the checks come before any of them is used
+    trial.request = random_forget(300, fraction=0.1, seed=0)
+    with pytest.raises(TypeError, match="finetune has no hyperparameter epoch"):
+        trial.sweep("finetune", {"epoch": [1, 2]})
+    with pytest.raises(TypeError, match=r"grid\['lr'\] must be a list of values, got 0.1"):
+        trial.sweep("finetune", {"lr": 0.1})

@@ -1,4 +1,6 @@
+import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,7 +104,7 @@ def test_a_profile_adjusts_its_settings_on_a_dataset():
     assert cpu.for_dataset("fashion-mnist") == cpu
     with pytest.raises(ValueError, match=r"unknown profile settings \['depth'\]"):
         cpu.adjusted(depth=3)
-    with pytest.raises(ValueError, match="n_train must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match=r"n_train must be positive \(at least 1\), got 0"):
         cpu.adjusted(n_train=0)
 
 
@@ -167,3 +169,75 @@ def test_the_data_set_up_command_gives_one_line_errors(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         session.main([])
     assert "error: unknown profile 'laptop'" in capsys.readouterr().err
+
+
+def test_a_root_that_is_a_file_fails_when_the_session_starts(monkeypatch, tmp_path):
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("UNLEARN_ROOT", str(tmp_path / "not-a-folder"))
+    with pytest.raises(
+        config.UnusableRoot, match=r"course folder .*not-a-folder is a file, not a folder; set UNLEARN_ROOT"
+    ):
+        session.start("smoke", "digits", verbose=False)
+    monkeypatch.setenv("UNLEARN_ROOT", str(tmp_path / "not-a-folder" / "below"))
+    with pytest.raises(config.UnusableRoot, match="cannot be created: .*not-a-folder is a file"):
+        session.start("smoke", "digits", verbose=False)
+
+
+def test_a_read_only_root_fails_when_the_session_starts(monkeypatch, tmp_path):
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    real_access = os.access
+    # As another user than root sees it (root may write anywhere): the folder's mode forbids writing.
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != read_only and real_access(path, mode))
+    monkeypatch.setenv("UNLEARN_ROOT", str(read_only))
+    with pytest.raises(config.UnusableRoot, match="read-only is not writable; set UNLEARN_ROOT"):
+        session.start("smoke", "digits", verbose=False)
+    monkeypatch.setenv("UNLEARN_ROOT", str(read_only / "course"))
+    with pytest.raises(config.UnusableRoot, match="cannot be created: .*read-only is not writable"):
+        session.start("smoke", "digits", verbose=False)
+    monkeypatch.setenv("UNLEARN_ROOT", str(tmp_path / "new" / "course"))
+    assert session.start("smoke", "digits", verbose=False).dataset == "digits", "a root that can be created is fine"
+    assert not (tmp_path / "new").exists(), "starting a session creates nothing"
+
+
+def test_a_checkpoint_folder_that_is_a_file_fails_when_the_session_starts(tmp_path):
+    (tmp_path / "checkpoints").write_text("")
+    with pytest.raises(config.UnusableRoot, match="checkpoint folder .*checkpoints is a file"):
+        session.start("smoke", "digits", verbose=False)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("mps", r"UNLEARN_DEVICE='mps' asked for, but PyTorch's MPS backend is not available; choose one of cpu"),
+        ("cuda", "UNLEARN_DEVICE='cuda' asked for, but CUDA is not available; choose one of cpu"),
+        ("tpu", "UNLEARN_DEVICE='tpu' is not a device; choose one of cpu"),
+        ("meta", "'meta' is not supported by the course; choose one of cpu"),
+    ],
+)
+def test_an_unusable_device_fails_when_the_session_starts(monkeypatch, device, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setenv("UNLEARN_DEVICE", device)
+    with pytest.raises(ValueError, match=message):
+        session.start("smoke", "digits", verbose=False)
+
+
+def test_a_cuda_device_must_exist(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert config.choose_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(
+        ValueError, match=r"device 'cuda:2' asked for, but this machine has 2 CUDA.*cuda, cuda:0, cuda:1"
+    ):
+        config.choose_device("cuda:2")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert config.choose_device("mps").type == "mps"
+
+
+def test_a_bad_seed_fails_when_the_session_starts():
+    with pytest.raises(TypeError, match="seed must be a whole number"):
+        session.start("smoke", "digits", seed=0.5, verbose=False)
+    with pytest.raises(ValueError, match="seed must be in 0..4294967295"):
+        session.start("smoke", "digits", seed=-1, verbose=False)

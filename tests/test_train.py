@@ -5,7 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from unlearnlib import guard
 from unlearnlib.config import PROFILES
+from unlearnlib.guard import Diverged
 from unlearnlib.train import Evaluation, Optimiser, TrainConfig, evaluate_model, fit, new_model, original_config
 
 QUICK = TrainConfig(dataset="digits", arch="resnet18", width=8, epochs=6, batch_size=64, lr=0.05)
@@ -134,3 +136,35 @@ def test_clipping_and_unit_gradients_are_exclusive():
             clip_norm=1.0,
             unit_gradient=True,
         )
+
+
+def test_diverging_training_stops_naming_the_run_its_settings_and_the_epoch(digits):
+    config = dataclasses.replace(QUICK, epochs=3, lr=1e6, schedule="constant")
+    with pytest.raises(Diverged, match=r"training resnet18 on digits \(.*lr=1000000.0.*\) diverged in epoch 1 of 3"):
+        fit(new_model(config, digits), digits, config, torch.arange(200), progress=False)
+
+
+def test_the_optimiser_checks_the_weights_at_the_end_of_each_epoch():
+    weights = torch.nn.Parameter(torch.zeros(2))
+    with guard.running("my method", {"lr": 0.1}):
+        optimiser = Optimiser([weights], torch.device("cpu"), steps=4, epochs=2, lr=0.1, momentum=0.0)
+    optimiser.step((weights * torch.tensor([1.0, 2.0])).sum())
+    with torch.no_grad():
+        weights[0] = float("inf")  # the loss of the next step is finite: only the epoch's end sees it
+    with pytest.raises(Diverged, match=r"my method \(lr=0.1\) diverged in epoch 1 of 2: the weights"):
+        optimiser.step(weights[1] * 2)
+    with pytest.raises(ValueError, match="do not divide into 3 epochs"):
+        Optimiser([weights], torch.device("cpu"), steps=4, epochs=3, lr=0.1)
+
+
+def test_on_a_gpu_the_loss_is_checked_once_per_epoch_without_a_sync_per_step():
+    weights = torch.nn.Parameter(torch.zeros(2))
+    optimiser = Optimiser([weights], torch.device("cpu"), steps=6, epochs=2, lr=0.1, momentum=0.0, weight_decay=0.0)
+    optimiser.device = torch.device("cuda")  # the GPU's path (a flag kept on the device), taken here on CPU tensors
+    optimiser.step(weights.sum())
+    optimiser.step(weights.sum())
+    optimiser.step(weights.sum())  # the end of epoch 1: all finite
+    optimiser.step(weights.sum() * float("nan"))  # not seen yet: no read of the device in the middle of an epoch
+    optimiser.step(weights.sum())
+    with pytest.raises(Diverged, match=r"training \(optimizer='sgd', lr=0.1.*\) diverged in epoch 2 of 2: the loss"):
+        optimiser.step(weights.sum())

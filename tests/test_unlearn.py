@@ -12,8 +12,10 @@ from unlearnlib import data as data_module
 from unlearnlib import unlearn
 from unlearnlib.checkpoints import get_or_train
 from unlearnlib.forget import ForgetRequest, class_forget, random_forget
+from unlearnlib.guard import Diverged
 from unlearnlib.models import ResNet9, blocks, build_model
 from unlearnlib.train import TrainConfig, evaluate_model, fit, new_model
+from unlearnlib.unlearn import influence_removal
 from unlearnlib.unlearn.common import diagonal_fisher, distillation_loss
 
 CONFIG = TrainConfig(dataset="digits", arch="resnet9", width=8, epochs=15, batch_size=32, lr=0.05, augment=False)
@@ -219,3 +221,39 @@ def test_the_registry_lists_every_method_in_teaching_order():
     assert unlearn.get("cf_k").hyperparameters()["k"] == 3
     with pytest.raises(ValueError, match="already registered"):
         unlearn.register("finetune", family="exact", summary="")(lambda model, request, data: model)
+
+
+# --------------------------------------------------------------------------- divergence
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    """Digits, an untrained tiny network and a random request: divergence shows within the first steps."""
+    data = data_module.load("digits", n_train=300, n_test=100, device="cpu")
+    model = build_model("resnet9", num_classes=10, in_channels=1, width=4, seed=0).eval()
+    return data, model, random_forget(len(data.train), fraction=0.2, seed=0)
+
+
+def test_a_diverging_method_stops_naming_itself_its_hyperparameters_and_the_epoch(untrained):
+    data, model, request = untrained
+    with pytest.raises(
+        Diverged, match=r"finetune \(epochs=5, lr=1000000.0, batch_size=64, seed=0\) diverged in epoch 1"
+    ):
+        unlearn.finetune(model, request, data, lr=1e6, batch_size=64, progress=False)
+    with pytest.raises(FloatingPointError, match=r"eu_k \(k=2, epochs=2, lr=1e\+30.*epoch 1 of 2"):
+        unlearn.get("eu_k")(model, request, data, k=2, epochs=2, lr=1e30, batch_size=64, progress=False)
+
+
+def test_the_discriminator_of_adversarial_unlearning_is_guarded_too(untrained):
+    data, model, request = untrained
+    with pytest.raises(Diverged, match=r"adversarial \(.*discriminator_lr=1e\+30.*\) diverged in epoch 1 of 1"):
+        unlearn.adversarial(model, request, data, discriminator_lr=1e30, epochs=1, batch_size=64, progress=False)
+
+
+def test_a_method_without_a_loop_never_returns_non_finite_weights(untrained, monkeypatch):
+    data, model, request = untrained
+    monkeypatch.setattr(
+        influence_removal, "removal_step", lambda retain, x, y: torch.full((retain.theta.numel(),), torch.nan)
+    )
+    with pytest.raises(Diverged, match=r"influence \(k=1, damping=0.01.*non-finite weights \(fc.weight, fc.bias\)"):
+        unlearn.influence(model, request, data, progress=False)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from . import validate
+
 if TYPE_CHECKING:
     from .data import Split
 
@@ -31,10 +33,10 @@ class Augmentation:
     """Rotate by an angle drawn uniformly from [-rotate_degrees, rotate_degrees]."""
 
     def __post_init__(self) -> None:
-        if self.crop_padding < 0:
-            raise ValueError(f"crop_padding must be >= 0, got {self.crop_padding}")
-        if not 0 <= self.rotate_degrees <= 180:
-            raise ValueError(f"rotate_degrees must be in [0, 180], got {self.rotate_degrees}")
+        validate.integer("crop_padding", self.crop_padding, minimum=0)
+        if not isinstance(self.flip, bool):
+            raise TypeError(f"flip must be True or False, got {self.flip!r}")
+        validate.interval("rotate_degrees", self.rotate_degrees, 0.0, 180.0, low_open=False)
 
 
 def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -107,8 +109,7 @@ def batches(
     split's device); ``drop_last`` drops a final partial batch when there is at
     least one full one; ``channels_last`` returns ``x`` in that memory format.
     """
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    batch_size = validate.integer("batch_size", batch_size, minimum=1)
     n = len(split)
     order = torch.randperm(n, generator=generator, device=split.device) if shuffle else None
     stop = n - n % batch_size if drop_last and n >= batch_size else n

@@ -28,8 +28,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from . import cli, config
 from .data import INFO, ImageData, Split
-from .models import build_model
+from .models import ARCHITECTURES, build_model
 from .train import TrainConfig, autocast_dtype, fit
 
 
@@ -39,8 +40,18 @@ def synthetic_cifar(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
 
 
+def _check_timing(n_images: int, config: TrainConfig) -> None:
+    if config.epochs < 2:
+        raise ValueError(
+            f"timing needs a warm-up epoch and a timed one: epochs must be at least 2, got {config.epochs}"
+        )
+    if n_images < config.batch_size:
+        raise ValueError(f"{n_images} images make no full batch of {config.batch_size}: give more images")
+
+
 def unlearnlib_throughput(images: np.ndarray, labels: np.ndarray, config: TrainConfig, device: torch.device) -> float:
     """Training images per second of :func:`unlearnlib.train.fit`, its first epoch excluded."""
+    _check_timing(len(labels), config)
 
     def to_split(x: np.ndarray, y: np.ndarray) -> Split:
         return Split(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y)).to(device)
@@ -84,6 +95,7 @@ def conventional_throughput(
 
     ``fast_step`` adds mixed precision and channels_last to the step (CUDA only).
     """
+    _check_timing(len(labels), config)
     mean = (images / 255).mean(axis=(0, 1, 2))
     std = (images / 255).std(axis=(0, 1, 2))
     transform = transforms.Compose(
@@ -158,22 +170,51 @@ def run(device: torch.device, args: argparse.Namespace) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m unlearnlib.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when present")
-    parser.add_argument("--arch", default="resnet18")
-    parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=None, help="default: 512 on CUDA, 128 on CPU")
-    parser.add_argument("--images", type=int, default=None, help="default: 25600 on CUDA, 512 on CPU")
-    parser.add_argument("--epochs", type=int, default=2, help="timed epochs, after one warm-up epoch")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument(
+        "--devices",
+        nargs="+",
+        default=None,
+        metavar="DEVICE",
+        help=f"devices to time, spaces or commas between them (on this machine: {config.device_choices()}; "
+        "default: cpu, and cuda when present)",
+    )
+    parser.add_argument("--arch", default="resnet18", choices=list(ARCHITECTURES), help="default: %(default)s")
+    parser.add_argument("--width", type=cli.whole_number(1), default=64, help="default: %(default)s")
+    parser.add_argument("--batch-size", type=cli.whole_number(1), default=None, help="default: 512 on CUDA, 128 on CPU")
+    parser.add_argument(
+        "--images",
+        type=cli.whole_number(1),
+        default=None,
+        help="training images, at least one batch (default: 25600 on CUDA, 512 on CPU)",
+    )
+    parser.add_argument(
+        "--epochs", type=cli.whole_number(1), default=2, help="timed epochs, after one warm-up epoch (default: 2)"
+    )
+    parser.add_argument(
+        "--workers", type=cli.whole_number(0), default=min(4, os.cpu_count() or 1), help="DataLoader workers"
+    )
     args = parser.parse_args(argv)
-    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    rows = []
-    for name in devices:
-        device = torch.device(name)
+    names = cli.split_names(args.devices) if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if not names:
+        parser.error("argument --devices: give at least one device")
+    plans = []
+    for name in names:
+        try:
+            device = config.choose_device(name)
+        except ValueError as err:
+            parser.error(f"argument --devices: {err}")
         cuda = device.type == "cuda"
         device_args = argparse.Namespace(**vars(args))
         device_args.batch_size = args.batch_size or (512 if cuda else 128)
         device_args.images = args.images or (25_600 if cuda else 512)
+        if device_args.images < device_args.batch_size:
+            parser.error(
+                f"argument --images: {device_args.images} images make no full batch of {device_args.batch_size} "
+                f"on {name}; give at least {device_args.batch_size} (or a smaller --batch-size)"
+            )
+        plans.append((name, device, device_args))
+    rows = []
+    for name, device, device_args in plans:
         print(
             f"{name}: {args.arch} width {args.width}, {device_args.images} images 3x32x32, "
             f"batch {device_args.batch_size}, 1 warm-up + {args.epochs} timed epochs ...",

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import validate
 from .checkpoints import TrainedModel, get_or_train
 from .data import ImageData, Poisoning, Trigger, class_pair, poison
 from .forget import ForgetRequest
@@ -59,8 +60,8 @@ def backdoored_pair(
     images labelled as the majority).  The backdoor attacks each direction that
     received poisons.
     """
-    if not 0 <= minority_share <= 1:
-        raise ValueError(f"minority_share must be in [0, 1], got {minority_share}")
+    minority_share = validate.interval("minority_share", minority_share, 0.0, 1.0, low_open=False)
+    poisons = validate.integer("poisons", poisons, minimum=1)
     pair = class_pair(data, classes, minority=minority, ratio=ratio, n_majority=n_majority, n_test=n_test, seed=seed)
     small = pair.info.class_index(data.info.classes[data.info.class_index(minority)])
     large = 1 - small  # the pair's labels are 0 and 1
@@ -77,6 +78,7 @@ def scores(model: nn.Module | TrainedModel, data: ImageData, poisoning: Poisonin
     ``poisoning``'s trigger.
     """
     network = model.model if isinstance(model, TrainedModel) else model
+    minority = validate.class_id("minority", minority, data.info.num_classes, dataset=data.info.name)
     clean = evaluate_model(network, data, data.test)
     triggered = evaluate_model(network, data, poisoning.triggered(data.test))
     return {
@@ -104,11 +106,18 @@ class Repair:
         batch_size: int | None = None,
         progress: bool = True,
     ):
+        if len(clean.train) != len(poisoning.data.train):
+            raise ValueError(
+                f"the clean data has {len(clean.train)} training examples, the poisoned {len(poisoning.data.train)}: "
+                "give the clean version of the poisoned data"
+            )
         self.config = config
         self.clean = clean
         self.poisoning = poisoning
-        self.minority = minority
-        self.batch_size = batch_size or config.batch_size
+        self.minority = validate.class_id("minority", minority, poisoning.data.info.num_classes)
+        self.batch_size = (
+            config.batch_size if batch_size is None else validate.integer("batch_size", batch_size, minimum=1)
+        )
         self.original = get_or_train(config, poisoning.data, progress=progress)
         self.reference = get_or_train(config, clean, progress=progress)
 

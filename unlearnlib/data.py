@@ -40,7 +40,7 @@ import torch
 import torchvision
 from tqdm.auto import tqdm
 
-from . import config
+from . import config, validate
 from .batching import Augmentation, batches
 
 DOWNLOAD_TIMEOUT = 10.0
@@ -68,16 +68,16 @@ class DatasetInfo:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def class_index(self, cls: int | str) -> int:
-        """The index of a class given by index or by name; a clear error for unknown classes."""
+    def class_index(self, cls: int | str, name: str = "class") -> int:
+        """The index of a class given by index or by name; a clear error for unknown classes.
+
+        An index must be a whole number (a ``bool`` or a ``float`` such as 3.7 is refused, not rounded).
+        """
         if isinstance(cls, str):
             if cls not in self.classes:
                 raise ValueError(f"unknown class {cls!r} for {self.name}; choose one of {list(self.classes)}")
             return self.classes.index(cls)
-        index = int(cls)
-        if not 0 <= index < self.num_classes:
-            raise ValueError(f"unknown class {cls!r} for {self.name}: classes are 0..{self.num_classes - 1}")
-        return index
+        return validate.class_id(name, cls, self.num_classes, dataset=self.name)
 
 
 @dataclass
@@ -95,6 +95,12 @@ class Split:
             )
         if self.labels.shape != (len(self.images),):
             raise ValueError(f"{len(self.images)} images but labels of shape {tuple(self.labels.shape)}")
+        if self.labels.is_floating_point() or self.labels.is_complex() or self.labels.dtype == torch.bool:
+            raise ValueError(f"labels must be whole class numbers (an integer tensor), got {self.labels.dtype}")
+        if self.labels.dtype != torch.int64:
+            self.labels = self.labels.long()
+        if self.labels.device != self.images.device:
+            raise ValueError(f"images are on {self.images.device} but labels on {self.labels.device}")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -127,6 +133,15 @@ class ImageData:
     std: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
+        for which, split in (("training", self.train), ("test", self.test)):
+            check_labels(split.labels, self.info.num_classes, f"the {which} split of {self.info.name}")
+        if self.train.images.shape[1:] != self.test.images.shape[1:]:
+            raise ValueError(
+                f"training images are {tuple(self.train.images.shape[1:])} but test images "
+                f"{tuple(self.test.images.shape[1:])}"
+            )
+        if len(self.train_ids) != len(self.train):
+            raise ValueError(f"{len(self.train)} training examples but {len(self.train_ids)} train_ids")
         pixels = self.train.images.float().div_(255)
         self.mean = pixels.mean(dim=(0, 2, 3))
         self.std = pixels.std(dim=(0, 2, 3))
@@ -157,6 +172,20 @@ class ImageData:
         return (
             f"{self.info.name}: {len(self.train)} training and {len(self.test)} test images, "
             f"{c}x{s}x{s}, {self.info.num_classes} classes, on {self.device} (from {self.source})"
+        )
+
+
+def check_labels(labels: torch.Tensor, num_classes: int, what: str = "labels") -> None:
+    """Raise, saying how many and which, if any of ``labels`` lies outside the classes 0..num_classes - 1."""
+    if len(labels) == 0:
+        return
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        values = labels[bad].unique().cpu()
+        shown = ", ".join(str(v) for v in values[:8].tolist()) + (", ..." if len(values) > 8 else "")
+        raise ValueError(
+            f"{what} has {int(bad.sum())} labels outside its classes 0..{num_classes - 1}: {shown}. "
+            "Relabel them, or describe the dataset with the classes they belong to"
         )
 
 
@@ -198,8 +227,9 @@ def mislabel(split: Split, fraction: float, num_classes: int, seed: int = 0) -> 
     Each chosen example gets a label drawn uniformly from the other ``num_classes - 1``
     classes.  Returns the new split and the sorted indices of the relabelled examples.
     """
-    if not 0 < fraction < 1:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    fraction = validate.interval("fraction", fraction, 0.0, 1.0, high_open=True)
+    num_classes = validate.integer("num_classes", num_classes)
+    seed = validate.seed("seed", seed)
     if num_classes < 2:
         raise ValueError(f"relabelling needs at least 2 classes, got {num_classes}")
     generator = torch.Generator().manual_seed(seed)
@@ -237,21 +267,23 @@ def class_pair(
     The test set is balanced: the same number of images of each class (at most
     ``n_test`` in all), so that accuracy is not dominated by the majority.
     """
+    if isinstance(classes, str) or not isinstance(classes, tuple | list) or len(classes) != 2:
+        raise ValueError(f"classes must be a pair of classes (names or indices), got {classes!r}")
     first, second = (data.info.class_index(c) for c in classes)
     if first == second:
         raise ValueError(f"a class pair needs two different classes, got {classes}")
     small = data.info.class_index(minority)
     if small not in (first, second):
         raise ValueError(f"the minority class {minority!r} is not one of the pair {classes}")
-    if not 0 < ratio <= 1:
-        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
+    ratio = validate.fraction("ratio", ratio)
+    n_majority = validate.optional_integer("n_majority", n_majority, minimum=1)
+    n_test = validate.optional_integer("n_test", n_test, minimum=2)
+    seed = validate.seed("seed", seed)
     large = second if small == first else first
     generator = torch.Generator().manual_seed(seed)
     train_labels, test_labels = data.train.labels.cpu(), data.test.labels.cpu()
     majority = _class_positions(train_labels, large, generator)
     if n_majority is not None:
-        if n_majority < 1:
-            raise ValueError(f"n_majority must be positive, got {n_majority}")
         majority = majority[:n_majority]
     minority_pool = _class_positions(train_labels, small, generator)
     wanted = max(1, round(ratio * len(majority)))
@@ -296,8 +328,7 @@ class Trigger:
     def __post_init__(self) -> None:
         if self.corner not in CORNERS:
             raise ValueError(f"unknown corner {self.corner!r}; choose one of {', '.join(CORNERS)}")
-        if self.size < 1:
-            raise ValueError(f"the trigger's size must be positive, got {self.size}")
+        validate.integer("the trigger's size", self.size, minimum=1)
 
     def region(self, height: int, width: int) -> tuple[slice, slice]:
         """The rows and columns the patch covers in a ``height`` x ``width`` image."""
@@ -396,14 +427,14 @@ def poison(
     if not targets or any(s == t for s, t in targets.items()):
         raise ValueError(f"each source class needs a different target class, got {target!r}")
     labels = data.train.labels.cpu()
-    if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
+    count = validate.integer("count", count, minimum=1)
+    seed = validate.seed("seed", seed)
     if count > len(labels):
         raise ValueError(f"{count} poisons asked for, but the training split has only {len(labels)} images")
     if share is None:
         weights = {s: float((labels == s).sum()) for s in targets}
     else:
-        weights = {info.class_index(c): float(w) for c, w in share.items()}
+        weights = {info.class_index(c): validate.real(f"share[{c!r}]", w) for c, w in share.items()}
         if not set(weights) <= set(targets):
             raise ValueError(f"share names classes that are not sources of the backdoor: {sorted(share)}")
         if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
@@ -678,7 +709,7 @@ DATASETS: tuple[str, ...] = tuple(_SOURCES)
 
 def check_dataset_name(name: str) -> str:
     """``name`` if it names a dataset; a clear error listing the valid names otherwise."""
-    if name not in _SOURCES:
+    if not isinstance(name, str) or name not in _SOURCES:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     return name
 
@@ -703,8 +734,6 @@ def _subset_ids(labels: np.ndarray, n: int | None, seed: int) -> torch.Tensor:
     n_total = len(labels)
     if n is None or n >= n_total:
         return torch.arange(n_total)
-    if n <= 0:
-        raise ValueError(f"a subset needs at least one example, got {n}")
     labels = torch.from_numpy(np.asarray(labels))
     classes, sizes = labels.unique(return_counts=True)
     counts = _spread(n, {int(c): float(size) for c, size in zip(classes, sizes)})
@@ -729,8 +758,11 @@ def load(
     :class:`DatasetUnavailable` within seconds, with a message saying what to do.
     """
     source = _SOURCES[check_dataset_name(name)]
+    n_train = validate.optional_integer("n_train", n_train, minimum=1)
+    n_test = validate.optional_integer("n_test", n_test, minimum=1)
+    seed = validate.seed("seed", seed)
+    device = config.choose_device(device) if device is not None else config.choose_device()
     root = Path(root) if root is not None else config.data_dir()
-    device = torch.device(device) if device is not None else config.choose_device()
     if not source.local(root):
         if not url_reachable(source.url):
             raise DatasetUnavailable(

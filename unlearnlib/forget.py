@@ -12,12 +12,21 @@ from dataclasses import dataclass
 
 import torch
 
+from . import validate
 from .data import DatasetInfo, check_indices, complement
+
+REQUEST_KINDS = ("random", "class", "corrective")
+"""The kinds of forget request; each unlearning method says which it applies to."""
 
 
 @dataclass(frozen=True)
 class ForgetRequest:
-    """The examples to forget, as indices into a training split of ``n_train`` examples."""
+    """The examples to forget, as indices into a training split of ``n_train`` examples.
+
+    ``kind`` must be one of :data:`REQUEST_KINDS`, and a ``"class"`` request must
+    name its ``target_class``; the indices must be valid, distinct positions that
+    leave something to retain.
+    """
 
     kind: str
     """``"random"`` (a random subset), ``"class"`` (every example of one class) or ``"corrective"``
@@ -28,6 +37,15 @@ class ForgetRequest:
     target_class: int | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.kind, str) or self.kind not in REQUEST_KINDS:
+            raise ValueError(f"unknown request kind {self.kind!r}; choose one of {', '.join(REQUEST_KINDS)}")
+        object.__setattr__(self, "n_train", validate.integer("n_train", self.n_train, minimum=1))
+        if self.seed is not None:
+            object.__setattr__(self, "seed", validate.seed("seed", self.seed))
+        if self.kind == "class" and self.target_class is None:
+            raise ValueError("a class request must name its class: give target_class")
+        if self.target_class is not None:
+            object.__setattr__(self, "target_class", validate.integer("target_class", self.target_class, minimum=0))
         object.__setattr__(self, "forget", check_indices(self.forget, self.n_train, "forget indices"))
         if len(self.forget) == self.n_train:
             raise ValueError("the forget set covers the whole training set: nothing would be retained")
@@ -49,12 +67,16 @@ def random_forget(
     n_train: int, *, fraction: float | None = None, count: int | None = None, seed: int = 0
 ) -> ForgetRequest:
     """A uniformly random forget set of ``count`` examples, or of ``fraction`` of the training set."""
+    n_train = validate.integer("n_train", n_train, minimum=2)
+    seed = validate.seed("seed", seed)
     if (fraction is None) == (count is None):
         raise ValueError("give exactly one of fraction and count")
     if fraction is not None:
-        if not 0 < fraction < 1:
-            raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+        fraction = validate.interval("fraction", fraction, 0.0, 1.0, high_open=True)
         count = max(1, round(fraction * n_train))
+        if count >= n_train:
+            raise ValueError(f"fraction {fraction} of {n_train} training examples would forget all of them")
+    count = validate.integer("count", count)
     if not 0 < count < n_train:
         raise ValueError(f"count must be in 1..{n_train - 1} for {n_train} training examples, got {count}")
     generator = torch.Generator().manual_seed(seed)
@@ -66,6 +88,11 @@ def class_forget(labels: torch.Tensor, cls: int | str, info: DatasetInfo) -> For
     """Every training example of class ``cls`` (an index or a class name of ``info``)."""
     index = info.class_index(cls)
     labels = torch.as_tensor(labels).cpu()
+    if labels.dim() != 1 or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(
+            f"labels must be the training split's class labels (a 1-d integer tensor), "
+            f"got {labels.dtype} of shape {tuple(labels.shape)}"
+        )
     forget = (labels == index).nonzero().squeeze(1)
     if len(forget) == 0:
         raise ValueError(f"class {cls!r} has no examples in this training split")
@@ -91,14 +118,14 @@ def corrective_forget(
     clean ones.  Both are seeded random choices, and with one seed a smaller
     ``found`` flags a subset of the poisons a larger one flags.
     """
+    n_train = validate.integer("n_train", n_train, minimum=1)
+    seed = validate.seed("seed", seed)
     poisoned = check_indices(poisoned, n_train, "poisoned indices")
     if found is not None and size is not None:
         raise ValueError("give found or size, not both")
-    if not 0 <= clean_fraction < 1:
-        raise ValueError(f"clean_fraction must be in [0, 1), got {clean_fraction}")
+    clean_fraction = validate.interval("clean_fraction", clean_fraction, 0.0, 1.0, low_open=False, high_open=True)
     if size is not None:
-        if size < 1:
-            raise ValueError(f"size must be at least 1, got {size}")
+        size = validate.integer("size", size, minimum=1)
         n_clean = round(clean_fraction * size)
         n_poisons = size - n_clean
         if n_poisons > len(poisoned):
@@ -107,9 +134,7 @@ def corrective_forget(
                 f"but only {len(poisoned)} were planted"
             )
     else:
-        found = 1.0 if found is None else found
-        if not 0 < found <= 1:
-            raise ValueError(f"found must be in (0, 1], got {found}")
+        found = 1.0 if found is None else validate.fraction("found", found)
         n_poisons = max(1, round(found * len(poisoned)))
         n_clean = round(n_poisons * clean_fraction / (1 - clean_fraction))
     clean = complement(poisoned, n_train)

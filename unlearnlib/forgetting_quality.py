@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import validate
+
 DELTA = 1e-5
 """δ of the (ε, δ) bound."""
 EPSILON_CAP = 50.0
@@ -51,13 +53,14 @@ def epsilon_from_rates(fpr: np.ndarray | float, fnr: np.ndarray | float, delta: 
     Both rates zero (perfect separation): ∞.  Exactly one zero: NaN (the test is
     discarded).  Otherwise max(log(1 − δ − FPR) − log FNR, log(1 − δ − FNR) − log FPR), at least 0.
     """
-    fpr, fnr = np.asarray(fpr, dtype=np.float64), np.asarray(fnr, dtype=np.float64)
+    fpr, fnr = validate.real_array("fpr", fpr), validate.real_array("fnr", fnr)
     if fpr.shape != fnr.shape:
         raise ValueError(f"fpr and fnr must have one shape, got {fpr.shape} and {fnr.shape}")
-    if ((fpr < 0) | (fpr > 1) | (fnr < 0) | (fnr > 1)).any():
-        raise ValueError("error rates must lie in [0, 1]")
-    if not 0 <= delta < 1:
-        raise ValueError(f"delta must be in [0, 1), got {delta}")
+    for name, rates in (("fpr", fpr), ("fnr", fnr)):
+        outside = ~((rates >= 0) & (rates <= 1))  # NaN too
+        if outside.any():
+            raise ValueError(f"error rates must lie in [0, 1]: {name} holds {rates[outside].ravel()[0]}")
+    delta = validate.interval("delta", delta, 0.0, 1.0, low_open=False, high_open=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         epsilon = np.fmax(np.log(1 - delta - fpr) - np.log(fnr), np.log(1 - delta - fnr) - np.log(fpr))
     epsilon = np.maximum(epsilon, 0.0)
@@ -66,9 +69,7 @@ def epsilon_from_rates(fpr: np.ndarray | float, fnr: np.ndarray | float, delta: 
 
 
 def _samples(values: np.ndarray | torch.Tensor, what: str) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    array = np.asarray(values, dtype=np.float64)
+    array = validate.real_array(what, values)
     if array.ndim != 2:
         raise ValueError(f"{what} must be (models, examples), got shape {array.shape}")
     if not np.isfinite(array).all():
@@ -90,6 +91,9 @@ def example_epsilons(
     statistic (normally the logit-scaled confidence), with the same number of models.
     """
     u, r = _samples(unlearned, "unlearned"), _samples(retrained, "retrained")
+    delta = validate.interval("delta", delta, 0.0, 1.0, low_open=False, high_open=True)
+    cap = validate.positive("cap", cap)
+    chunk = validate.integer("chunk", chunk, minimum=1)
     if u.shape != r.shape:
         raise ValueError(f"unlearned and retrained must have one shape (models, examples), got {u.shape} and {r.shape}")
     n_models, n_examples = u.shape
@@ -123,6 +127,7 @@ def example_epsilons(
 
 def score_bins(n_models: int) -> int:
     """How many ε bins of width 0.5 score points at N models: up to ceil(log(N − 1))."""
+    n_models = validate.integer("n_models", n_models)
     if n_models < 2:
         raise ValueError(f"n_models must be at least 2, got {n_models}")
     return round(math.ceil(math.log(n_models - 1)) / BIN_WIDTH)
@@ -130,7 +135,7 @@ def score_bins(n_models: int) -> int:
 
 def epsilon_scores(epsilons: np.ndarray, n_models: int) -> np.ndarray:
     """Each example's points: 2^(−b) for ε in bin b = floor(ε / 0.5), 0 beyond the last bin."""
-    epsilons = np.asarray(epsilons, dtype=np.float64)
+    epsilons = validate.real_array("epsilons", epsilons)
     if (epsilons < 0).any() or np.isnan(epsilons).any():
         raise ValueError("epsilons must be non-negative numbers")
     index = np.floor(epsilons / BIN_WIDTH)
@@ -176,6 +181,7 @@ def unlearning_score(
     forgetting: float, retain_unlearned: float, retain_retrained: float, test_unlearned: float, test_retrained: float
 ) -> float:
     """The challenge's score F · (RA_u / RA_r) · (TA_u / TA_r): forgetting, discounted by lost utility."""
+    forgetting = validate.real("forgetting", forgetting)
     if not 0 <= forgetting <= 1:
         raise ValueError(f"forgetting quality must be in [0, 1], got {forgetting}")
     for name, value in (
@@ -184,8 +190,11 @@ def unlearning_score(
         ("test_unlearned", test_unlearned),
         ("test_retrained", test_retrained),
     ):
+        value = validate.real(name, value)
         if not 0 <= value <= 1:
             raise ValueError(f"{name} is an accuracy and must be in [0, 1], got {value}")
     if retain_retrained == 0 or test_retrained == 0:
-        raise ValueError("the retrained model's accuracies must be positive to divide by them")
+        raise ValueError(
+            "the retrained model's accuracies (retain_retrained, test_retrained) must be positive to divide by them"
+        )
     return forgetting * (retain_unlearned / retain_retrained) * (test_unlearned / test_retrained)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 
+from . import validate
 from .data import ImageData, Split
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -38,7 +39,8 @@ SOLVERS = ("exact", "cg", "lissa")
 
 
 def check_damping(damping: float, *, positive: bool = False) -> None:
-    """Raise unless ``damping`` is >= 0 (> 0 when ``positive``)."""
+    """Raise unless ``damping`` is a number >= 0 (> 0 when ``positive``)."""
+    damping = validate.real("damping", damping)
     if not (damping > 0 if positive else damping >= 0):
         raise ValueError(f"damping must be {'positive' if positive else 'non-negative'}, got {damping}")
 
@@ -88,6 +90,8 @@ class Objective:
             raise ValueError("at least one parameter must vary")
         if len(inputs) != len(targets) or len(inputs) == 0:
             raise ValueError(f"need as many targets as inputs, and some: got {len(inputs)} and {len(targets)}")
+        l2 = validate.real("l2", l2)
+        batch_size = validate.integer("batch_size", batch_size)
         if l2 < 0 or batch_size < 1:
             raise ValueError(f"l2 must be >= 0 and batch_size positive, got {l2} and {batch_size}")
         return cls(model.eval(), inputs, targets, names, loss, l2, batch_size)
@@ -280,6 +284,8 @@ def conjugate_gradient(
     ``callback(i, x)`` sees the iterate after each iteration.
     """
     check_damping(damping)
+    max_iterations = validate.integer("max_iterations", max_iterations)
+    tolerance = validate.real("tolerance", tolerance)
     if max_iterations < 1 or not tolerance > 0:
         raise ValueError(f"max_iterations and tolerance must be positive, got {max_iterations} and {tolerance}")
     start = time.perf_counter()
@@ -336,6 +342,9 @@ def lissa(
     the current repeat after each step j.
     """
     check_damping(damping)
+    scale = validate.real("scale", scale)
+    depth, repeats = validate.integer("depth", depth), validate.integer("repeats", repeats)
+    seed = validate.seed("seed", seed)
     if not scale > 0 or depth < 1 or repeats < 1:
         raise ValueError(f"scale, depth and repeats must be positive, got {scale}, {depth} and {repeats}")
     start = time.perf_counter()

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import config, session
-from .data import ImageData
+from . import cli, config, session
+from .data import DATASETS, DatasetUnavailable, ImageData
 from .forget import ForgetRequest, class_forget, random_forget
 from .trial import Trial
 from .unlearn import Method, get, methods
@@ -68,11 +68,37 @@ def run(
     Each method gets its default hyperparameters, the profile's batch size, and
     any overrides in ``hyperparameters[name]``; it is judged by a
     :class:`~unlearnlib.trial.Trial`.  Retraining's run time is the training
-    time of its models, from the checkpoint cache.
+    time of its models, from the checkpoint cache.  Method names, requests and
+    the names of the overrides are checked before any model is trained.
     """
+    if isinstance(method_names, str):
+        method_names = cli.split_names([method_names])
     chosen: list[Method] = methods() if method_names is None else [get(name) for name in method_names]
+    if not chosen:
+        raise ValueError(f"no method to run; choose from {', '.join(m.name for m in methods())}")
     requests = standard_requests(data) if requests is None else requests
+    if not isinstance(requests, dict) or not requests:
+        raise TypeError("requests must be a non-empty dict of label -> ForgetRequest")
+    for label, request in requests.items():
+        if not isinstance(request, ForgetRequest):
+            raise TypeError(f"request {label!r} must be a ForgetRequest, got {type(request).__name__}")
+        if request.n_train != len(data.train):
+            raise ValueError(
+                f"request {label!r} is for a training split of {request.n_train} examples, "
+                f"this data has {len(data.train)}"
+            )
     hyperparameters = hyperparameters or {}
+    if not isinstance(hyperparameters, dict):
+        raise TypeError(f"hyperparameters must be a dict of method name -> dict, got {type(hyperparameters).__name__}")
+    names = [method.name for method in chosen]
+    for name, overrides in hyperparameters.items():
+        if name not in names:
+            raise ValueError(
+                f"hyperparameters are given for {name!r}, which is not among the methods run ({', '.join(names)})"
+            )
+        if not isinstance(overrides, dict):
+            raise TypeError(f"hyperparameters[{name!r}] must be a dict of name -> value, got {overrides!r:.60}")
+        get(name).check_hyperparameters(overrides)
     rows = []
     for label, request in requests.items():
         trial = Trial(setup, data, request, progress=progress)
@@ -113,14 +139,36 @@ def save(rows: pd.DataFrame, out: Path, header: str = "") -> tuple[Path, Path]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m unlearnlib.leaderboard", description=__doc__.split("\n")[0])
-    parser.add_argument("--profile", default=None, help="default: UNLEARN_PROFILE, else gpu with CUDA, else cpu")
-    parser.add_argument("--dataset", default=None, help="default: UNLEARN_DATASET, else the profile's first available")
-    parser.add_argument("--methods", default=None, help="comma-separated names (default: every registered method)")
-    parser.add_argument("--out", type=Path, default=config.build_dir())
+    parser.add_argument(
+        "--profile",
+        default=None,
+        choices=sorted(config.PROFILES),
+        help="default: UNLEARN_PROFILE, else gpu with CUDA, else cpu",
+    )
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        choices=DATASETS,
+        help="default: UNLEARN_DATASET, else the profile's first available",
+    )
+    parser.add_argument(
+        "--methods",
+        default=None,
+        type=cli.names([m.name for m in methods()], "method"),
+        metavar="NAMES",
+        help=f"comma-separated, from: {', '.join(m.name for m in methods())} (default: every one)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="where the table goes (default: build/ in the course)")
     args = parser.parse_args(argv)
-    setup = session.start(args.profile, args.dataset)
-    data = setup.load_data()
-    names = args.methods.split(",") if args.methods else None
+    try:
+        setup = session.start(args.profile, args.dataset)
+        out = config.check_writable_folder(
+            args.out or config.build_dir(), "--out", "give a folder you can write to" if args.out else None
+        )
+        data = setup.load_data()
+    except (ValueError, DatasetUnavailable) as err:
+        parser.error(str(err))
+    names = args.methods
     start = time.perf_counter()
     rows = run(setup, data, names)
     header = (
@@ -128,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
         f"made by `python -m unlearnlib.leaderboard --profile {setup.profile.name}` "
         f"in {time.perf_counter() - start:.0f} s."
     )
-    csv_path, md_path = save(rows, args.out, header)
+    csv_path, md_path = save(rows, out, header)
     print(header)
     print(markdown(table(rows)))
     print(f"saved {csv_path} and {md_path}")

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import validate
 from .checkpoints import TrainedModel
 from .data import ImageData
 from .forget import ForgetRequest
@@ -41,11 +42,15 @@ Model = nn.Module | TrainedModel | ModelOutputs
 
 def model_outputs(model: nn.Module | TrainedModel, data: ImageData, request: ForgetRequest) -> ModelOutputs:
     """Run ``model`` once over the forget, retain and test sets of ``request``."""
+    if not isinstance(request, ForgetRequest):
+        raise TypeError(f"request must be a ForgetRequest, got {type(request).__name__}")
     if request.n_train != len(data.train):
         raise ValueError(
             f"the request is for a training split of {request.n_train} examples, this data has {len(data.train)}"
         )
     network = model.model if isinstance(model, TrainedModel) else model
+    if not isinstance(network, nn.Module):
+        raise TypeError(f"model must be a network (an nn.Module) or a TrainedModel, got {type(model).__name__}")
     return ModelOutputs(
         forget=evaluate_model(network, data, data.train.subset(request.forget)),
         retain=evaluate_model(network, data, data.train.subset(request.retain)),
@@ -166,6 +171,21 @@ SHORT_NAMES = {
 """Column labels of the course material's results tables (GS: MIA of the gold-standard retrained model)."""
 
 
+def _classes(values, what: str) -> torch.Tensor:
+    """``values`` as a 1-d int64 CPU tensor of class numbers; a clear error naming ``what`` otherwise."""
+    try:
+        tensor = torch.as_tensor(values).cpu()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{what} must be class numbers (a 1-d integer tensor), got {values!r:.60}: {err}") from None
+    if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{what} must be class numbers (integers), got {tensor.dtype}")
+    if tensor.dim() != 1:
+        raise ValueError(f"{what} must be one class per image (1-d), got shape {tuple(tensor.shape)}")
+    if len(tensor) and tensor.min() < 0:
+        raise ValueError(f"{what} must be class numbers >= 0, got {int(tensor.min())}")
+    return tensor.long()
+
+
 def attack_success(predictions: torch.Tensor, labels: torch.Tensor, targets: dict[int, int]) -> float:
     """Attack success rate: the share of triggered images of an attacked class classified as its target.
 
@@ -173,9 +193,19 @@ def attack_success(predictions: torch.Tensor, labels: torch.Tensor, targets: dic
     are ``labels``; ``targets`` is the backdoor (attacked class to target class).
     Images of classes the backdoor does not attack are left out.
     """
-    predictions, labels = torch.as_tensor(predictions).cpu(), torch.as_tensor(labels).cpu()
+    predictions, labels = _classes(predictions, "predictions"), _classes(labels, "labels")
     if predictions.shape != labels.shape:
         raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels")
+    if len(labels) == 0:
+        raise ValueError("labels are empty: there are no triggered images to score")
+    if not isinstance(targets, dict) or not targets:
+        raise TypeError(f"targets must be a non-empty dict of attacked class -> target class, got {targets!r:.60}")
+    targets = {
+        validate.integer("targets (an attacked class)", s, minimum=0): validate.integer(
+            "targets (a target class)", t, minimum=0
+        )
+        for s, t in targets.items()
+    }
     target_of = torch.full((int(max(labels.max(), *targets)) + 1,), -1, dtype=torch.long)
     for source, target in targets.items():
         target_of[source] = target
@@ -218,6 +248,10 @@ def evaluate(
     ``gap_to_retrained``, ``forgetting_quality``, ``unlearning_score``,
     ``n_models``, ``seconds``, ``retrain_seconds``, ``time_ratio``.
     """
+    folds = validate.integer("folds", folds, minimum=2)
+    seed = validate.seed("seed", seed)
+    if not isinstance(request, ForgetRequest):
+        raise TypeError(f"request must be a ForgetRequest, got {type(request).__name__}")
     unlearned_list = _as_list(unlearned, "unlearned")
     retrained_list = _as_list(retrained, "retrained")
     original_list = _as_list(original, "original")

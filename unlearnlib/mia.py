@@ -26,11 +26,13 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from . import validate
+
 ArrayLike = np.ndarray | torch.Tensor | list
 
 
 def _feature(values: ArrayLike, what: str) -> np.ndarray:
-    array = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64)
+    array = validate.real_array(what, values)
     if array.ndim != 1:
         raise ValueError(f"{what} must be one value per example (a 1-d array), got shape {array.shape}")
     if len(array) == 0:
@@ -53,7 +55,8 @@ def _labelled(members: np.ndarray, nonmembers: np.ndarray) -> tuple[np.ndarray, 
 
 def balanced_sample(members: ArrayLike, nonmembers: ArrayLike, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Both groups cut to the size of the smaller one by a seeded random draw (the attacker's prior is then ½)."""
-    members, nonmembers = _feature(members, "members"), _feature(nonmembers, "non-members")
+    members, nonmembers = _feature(members, "members"), _feature(nonmembers, "nonmembers")
+    seed = validate.seed("seed", seed)
     n = min(len(members), len(nonmembers))
     generator = np.random.default_rng(seed)
     return (
@@ -69,11 +72,15 @@ def simple_mia(members: ArrayLike, nonmembers: ArrayLike, *, folds: int = 5, see
     to the size of the smaller one, so 0.5 means the groups cannot be told apart
     and 1.0 means they are perfectly separable.
     """
-    members, nonmembers = balanced_sample(members, nonmembers, seed)
+    folds = validate.integer("folds", folds)
     if folds < 2:
         raise ValueError(f"folds must be at least 2, got {folds}")
+    members, nonmembers = balanced_sample(members, nonmembers, seed)
     if len(members) < folds:
-        raise ValueError(f"{folds}-fold cross-validation needs at least {folds} examples per group, got {len(members)}")
+        raise ValueError(
+            f"{folds}-fold cross-validation needs at least {folds} examples per group "
+            f"(members and nonmembers), got {len(members)}"
+        )
     x, y = _labelled(members, nonmembers)
     splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return float(cross_val_score(_attack_model(), x, y, cv=splits, scoring="accuracy").mean())
@@ -87,8 +94,8 @@ def mia_efficacy(retain: ArrayLike, test: ArrayLike, forget: ArrayLike, *, seed:
     has no prior towards "member".  Higher means the forget set looks more like
     unseen data: 0 for a forget set the model remembers as well as its retain set.
     """
+    retain, test, forget = _feature(retain, "retain"), _feature(test, "test"), _feature(forget, "forget")
     members, nonmembers = balanced_sample(retain, test, seed)
-    forget = _feature(forget, "forget")
     attack = _attack_model().fit(*_labelled(members, nonmembers))
     return float((attack.predict(forget[:, None]) == 0).mean())
 
@@ -105,7 +112,7 @@ def lira_offline(target: ArrayLike, shadows: ArrayLike, *, global_variance: bool
     (the default) uses one variance pooled over all examples instead.
     """
     target = _feature(target, "target confidences")
-    shadows = np.asarray(shadows.detach().cpu() if isinstance(shadows, torch.Tensor) else shadows, dtype=np.float64)
+    shadows = validate.real_array("shadows", shadows)
     if shadows.ndim != 2 or shadows.shape[1] != len(target):
         raise ValueError(f"shadows must be (models, {len(target)}) to match the target, got shape {shadows.shape}")
     if shadows.shape[0] < 2:
@@ -135,8 +142,7 @@ class AttackROC:
 
         Meaningful only down to 1 / (number of non-members): below that, it is the rate at zero false positives.
         """
-        if not 0 <= fpr <= 1:
-            raise ValueError(f"fpr must be in [0, 1], got {fpr}")
+        validate.interval("fpr", fpr, 0.0, 1.0, low_open=False)
         return float(self.tpr[self.fpr <= fpr].max())
 
 

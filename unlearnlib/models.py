@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from . import validate
+
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     """A 3x3 convolution that keeps the spatial size (or divides it by ``stride``); no bias (BN follows)."""
@@ -154,11 +156,11 @@ def build_model(
     seed: int | None = None,
 ) -> nn.Module:
     """A freshly initialised network ``arch``; with ``seed``, its initial weights are fixed by it."""
-    if arch not in ARCHITECTURES:
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise ValueError(f"unknown model {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-    for name, value in (("num_classes", num_classes), ("in_channels", in_channels), ("width", width)):
-        if value < 1:
-            raise ValueError(f"{name} must be positive, got {value}")
+    validate.check_counts(num_classes=num_classes, in_channels=in_channels, width=width)
+    if seed is not None:
+        validate.seed("seed", seed)
     if seed is None:
         return ARCHITECTURES[arch](num_classes=num_classes, in_channels=in_channels, width=width)
     with torch.random.fork_rng(devices=[]):

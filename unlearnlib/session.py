@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import config
+from . import config, validate
 from .data import DatasetUnavailable, ImageData, availability, check_dataset_name, load
 from .train import TrainConfig, original_config
 
@@ -71,13 +71,21 @@ class Session:
 
 
 def start(profile: str | None = None, dataset: str | None = None, seed: int = 0, *, verbose: bool = True) -> Session:
-    """Choose profile, dataset and device, seed every generator, and print the choices and why."""
+    """Choose profile, dataset and device, seed every generator, and print the choices and why.
+
+    Everything is checked here, before any work: the profile, the dataset, the
+    device (``UNLEARN_DEVICE``), the seed, and the course folder (``UNLEARN_ROOT``
+    must be, or be creatable as, a folder this process can write to, with its
+    ``checkpoints/``), so that no model is trained only to be lost when it is saved.
+    """
+    seed = validate.seed("seed", seed)
     chosen, why_profile = config.choose_profile(profile)
+    device = config.choose_device()
+    config.check_root()
     name, why_dataset = choose_dataset(chosen, dataset)
     adjusted = chosen.per_dataset.get(name, {})
     forced = config.overrides()
     settings = chosen.for_dataset(name).adjusted(**forced)
-    device = config.choose_device()
     config.seed_everything(seed)
     if verbose:
         print(f"profile  {chosen.name:14s} {chosen.meant_for} ({why_profile})")

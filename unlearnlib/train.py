@@ -7,7 +7,6 @@ comes from device-resident tensors through :mod:`unlearnlib.batching`.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 
@@ -18,8 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import guard, validate
 from .config import Profile
-from .data import ImageData, Split, check_dataset_name
+from .data import ImageData, Split, check_dataset_name, check_indices
 from .models import ARCHITECTURES, build_model
 
 OPTIMIZERS = ("sgd", "adam")
@@ -54,15 +54,14 @@ class TrainConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        for name in ("width", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
-            raise ValueError("weight_decay must be >= 0 and momentum in [0, 1)")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        validate.check_counts(width=self.width, epochs=self.epochs, batch_size=self.batch_size)
+        validate.positive("lr", self.lr)
+        validate.non_negative("weight_decay", self.weight_decay)
+        validate.interval("momentum", self.momentum, 0.0, 1.0, low_open=False, high_open=True)
+        validate.interval("label_smoothing", self.label_smoothing, 0.0, 1.0, low_open=False, high_open=True)
+        if not isinstance(self.augment, bool):
+            raise TypeError(f"augment must be True or False, got {self.augment!r}")
+        validate.seed("seed", self.seed)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -190,6 +189,15 @@ class Optimiser:
     the gradient is rescaled to at most that norm before each step; with
     ``unit_gradient``, to norm 1 whatever its size (normalised gradient descent:
     each step moves the weights by ``lr``, even where the gradient nearly vanishes).
+
+    It also guards against divergence (:mod:`unlearnlib.guard`): the steps are
+    ``epochs`` epochs of equal length, and a non-finite loss or non-finite weights
+    stop the run with a :class:`~unlearnlib.guard.Diverged` error that names the
+    run (``name`` and ``hyperparameters``, by default those announced by
+    :func:`unlearnlib.guard.running`, else the optimiser's own settings) and the
+    epoch.  On the CPU the loss is checked at every step; on a GPU a finiteness
+    flag accumulates on the device and is read once per epoch, so the guard adds
+    no synchronisation per step.  The weights are checked at the end of each epoch.
     """
 
     def __init__(
@@ -205,17 +213,41 @@ class Optimiser:
         schedule: str = "constant",
         clip_norm: float | None = None,
         unit_gradient: bool = False,
+        epochs: int = 1,
+        name: str | None = None,
+        hyperparameters: dict[str, object] | None = None,
+        role: str | None = None,
     ):
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if not lr > 0:
-            raise ValueError(f"the learning rate must be positive, got {lr}")
-        if clip_norm is not None and not clip_norm > 0:
-            raise ValueError(f"clip_norm must be positive, got {clip_norm}")
+        lr = validate.positive("lr", lr)
+        steps = validate.integer("steps", steps, minimum=0)
+        epochs = validate.integer("epochs", epochs, minimum=1)
+        momentum = validate.interval("momentum", momentum, 0.0, 1.0, low_open=False, high_open=True)
+        weight_decay = validate.non_negative("weight_decay", weight_decay)
+        if clip_norm is not None:
+            clip_norm = validate.positive("clip_norm", clip_norm)
         if clip_norm is not None and unit_gradient:
             raise ValueError("give clip_norm or unit_gradient, not both")
+        steps = max(steps, epochs)
+        if steps % epochs:
+            raise ValueError(f"{steps} steps do not divide into {epochs} epochs of equal length")
+        self.epochs = epochs
+        self.steps_per_epoch = steps // epochs
+        self.taken = 0
+        """Steps taken so far."""
+        announced = guard.current()
+        if name is None and announced is not None:
+            name, hyperparameters = announced if hyperparameters is None else (announced[0], hyperparameters)
+        self.run = guard.describe(
+            name or "training",
+            hyperparameters
+            if hyperparameters is not None
+            else dict(optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule),
+        )
+        self.role = role
         parameters = list(parameters)
         self.parameters = parameters
         self.clip_norm = clip_norm
@@ -226,7 +258,6 @@ class Optimiser:
             )
         else:
             self.optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
-        steps = max(1, steps)
         if schedule == "onecycle":
             self.schedule: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
                 self.optimizer,
@@ -243,13 +274,46 @@ class Optimiser:
         self.device = device
         self.dtype = autocast_dtype(device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+        self._finite = torch.ones((), dtype=torch.bool, device=device)
+        """On a GPU: whether every loss of the current epoch so far was finite (read once per epoch)."""
 
     def autocast(self):
         """The context in which to run the forward pass (and the loss)."""
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)
 
+    @property
+    def epoch(self) -> int:
+        """The epoch (from 1) of the next step, or of the last one at the end of an epoch."""
+        return min(self.epochs, max(1, -(-self.taken // self.steps_per_epoch)))
+
+    def _diverged(self, what: str) -> guard.Diverged:
+        whose = f"the {self.role}'s" if self.role else "the"
+        return guard.Diverged(
+            f"{self.run} diverged in epoch {self.epoch} of {self.epochs}: {whose} {what}. "
+            "Lower the learning rate (or another step size) and run it again."
+        )
+
+    def check(self) -> None:
+        """Raise :class:`~unlearnlib.guard.Diverged` if a loss so far, or a weight now, is not finite."""
+        if not self._finite.item():
+            raise self._diverged("loss became NaN or infinite")
+        bad = guard.non_finite_entries({str(i): p for i, p in enumerate(self.parameters)})
+        if bad:
+            raise self._diverged(f"weights became NaN or infinite ({len(bad)} of {len(self.parameters)} tensors)")
+
     def step(self, loss: torch.Tensor) -> None:
-        """Back-propagate ``loss``, take an optimizer step, advance the schedule."""
+        """Back-propagate ``loss``, take an optimizer step, advance the schedule.
+
+        Checks the loss (on the CPU at once, on a GPU at the end of the epoch) and,
+        at the end of each epoch, the weights.
+        """
+        self.taken += 1
+        finite = loss.detach().isfinite().all()
+        if self.device.type == "cpu":
+            if not finite:
+                raise self._diverged(f"loss became {loss.detach().float().sum().item()}")
+        else:
+            self._finite &= finite
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.clip_norm is not None or self.unit_gradient:
@@ -262,6 +326,8 @@ class Optimiser:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.schedule.step()
+        if self.taken % self.steps_per_epoch == 0:
+            self.check()
 
     @property
     def lr(self) -> float:
@@ -281,24 +347,37 @@ def fit(
 
     Returns per-epoch curves, with the test set evaluated after every epoch.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a network (an nn.Module), got {type(model).__name__}")
+    if not isinstance(data, ImageData):
+        raise TypeError(f"data must be an ImageData, got {type(data).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if indices is not None and len(torch.as_tensor(indices)) == 0:
+        raise ValueError("cannot train on an empty set of examples")
+    if indices is not None:
+        check_indices(indices, len(data.train), "training indices")  # the order given is kept: it fixes the batches
+    split = data.train if indices is None else data.train.subset(indices)
+    if len(split) < 2:
+        raise ValueError(f"training needs at least 2 examples (batch norm needs a batch), got {len(split)}")
     device = data.device
     cuda = device.type == "cuda"
     model.to(device)
     if cuda:
         model.to(memory_format=torch.channels_last)
-    split = data.train if indices is None else data.train.subset(indices)
-    if len(split) == 0:
-        raise ValueError("cannot train on an empty set of examples")
     steps_per_epoch = max(1, len(split) // config.batch_size)
     optimiser = Optimiser(
         model.parameters(),
         device,
         steps=steps_per_epoch * config.epochs,
+        epochs=config.epochs,
         lr=config.lr,
         optimizer=config.optimizer,
         momentum=config.momentum,
         weight_decay=config.weight_decay,
         schedule=config.schedule,
+        name=f"training {config.arch} on {config.dataset}",
+        hyperparameters={k: v for k, v in config.to_dict().items() if k not in ("dataset", "arch")},
     )
     generator = torch.Generator(device=device).manual_seed(config.seed)
     augmentation = data.info.augmentation if config.augment else None
@@ -332,8 +411,6 @@ def fit(
         seconds = time.perf_counter() - start
         test = evaluate_model(model, data, data.test)
         train_loss = loss_sum.item() / seen
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"training diverged at epoch {epoch} (loss {train_loss}); lower lr")
         history.append(
             epoch=epoch,
             lr=lr,

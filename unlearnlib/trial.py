@@ -56,6 +56,14 @@ class Trial:
     """One request, its original and retrained models, and the outputs of every method run on it."""
 
     def __init__(self, setup: Session, data: ImageData, request: ForgetRequest, *, progress: bool = True):
+        if not isinstance(setup, Session):
+            raise TypeError(f"setup must be the Session of session.start(), got {type(setup).__name__}")
+        if not isinstance(request, ForgetRequest):
+            raise TypeError(f"request must be a ForgetRequest, got {type(request).__name__}")
+        if request.n_train != len(data.train):
+            raise ValueError(
+                f"the request is for a training split of {request.n_train} examples, this data has {len(data.train)}"
+            )
         self.data = data
         self.request = request
         self.batch_size = setup.profile.batch_size
@@ -95,6 +103,7 @@ class Trial:
         method = get(method) if isinstance(method, str) else method
         if not method.applies_to(self.request):
             raise ValueError(f"{method.name} does not apply to a {self.request.kind} request")
+        method.check_hyperparameters(hyperparameters)
         name = name or method.name
         outputs, seconds = [], []
         for original in tqdm(self.originals, desc=name, unit="model", disable=not progress, leave=False):
@@ -121,9 +130,20 @@ class Trial:
         One row per combination, led by the swept values and named after them,
         for example ``"finetune lr=0.1 epochs=5"``.
         """
+        if not isinstance(grid, dict):
+            raise TypeError(f"grid must be a dict of hyperparameter -> list of values, got {type(grid).__name__}")
+        for key, values in grid.items():
+            if isinstance(values, str) or not isinstance(values, Sequence):
+                raise TypeError(f"grid[{key!r}] must be a list of values, got {values!r:.60}")
         if not grid or any(len(values) == 0 for values in grid.values()):
             raise ValueError("the grid needs at least one value for each hyperparameter it names")
         method = get(method) if isinstance(method, str) else method
+        overlap = set(grid) & set(fixed)
+        if overlap:
+            raise ValueError(f"{', '.join(sorted(overlap))} both swept and fixed: give each in one place")
+        method.check_hyperparameters({**fixed, **grid})
+        if not method.applies_to(self.request):
+            raise ValueError(f"{method.name} does not apply to a {self.request.kind} request")
         rows = []
         combinations = list(itertools.product(*grid.values()))
         for values in tqdm(combinations, desc=f"{method.name} sweep", disable=not progress):

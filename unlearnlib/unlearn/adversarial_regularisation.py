@@ -16,10 +16,10 @@ from ..checkpoints import TrainedModel
 from ..data import ImageData
 from ..forget import ForgetRequest
 from ..train import Optimiser
+from ..validate import check_counts, check_fraction, check_positive
+from ..validate import seed as check_seed
 from .common import (
     batches_per_epoch,
-    check_fraction,
-    check_positive,
     check_request,
     cycle,
     distillation_loss,
@@ -88,11 +88,10 @@ def adversarial(
     evaluation's attacks see test examples the method has used.
     """
     check_request(request, data)
-    check_positive(
-        hidden=hidden, lr=lr, discriminator_lr=discriminator_lr, weight=weight, temperature=temperature, epochs=epochs
-    )
-    check_positive(batch_size=batch_size)
+    check_counts(hidden=hidden, epochs=epochs, batch_size=batch_size)
+    check_positive(lr=lr, discriminator_lr=discriminator_lr, weight=weight, temperature=temperature)
     check_fraction("unseen_fraction", unseen_fraction)
+    check_seed("seed", seed)
     device = data.device
     unlearned = working_copy(model).train()
     teacher = frozen_copy(model)
@@ -101,9 +100,17 @@ def adversarial(
         discriminator = OutputDiscriminator(data.info.num_classes, hidden).to(device)
     retain = data.train.subset(request.retain)
     steps_per_epoch = batches_per_epoch(len(retain), batch_size)
-    optimiser = Optimiser(unlearned.parameters(), device, steps=steps_per_epoch * epochs, lr=lr, schedule="cosine")
+    optimiser = Optimiser(
+        unlearned.parameters(), device, steps=steps_per_epoch * epochs, epochs=epochs, lr=lr, schedule="cosine"
+    )
     d_optimiser = Optimiser(
-        discriminator.parameters(), device, steps=steps_per_epoch * epochs, lr=discriminator_lr, optimizer="adam"
+        discriminator.parameters(),
+        device,
+        steps=steps_per_epoch * epochs,
+        epochs=epochs,
+        lr=discriminator_lr,
+        optimizer="adam",
+        role="discriminator",
     )
     generator = torch.Generator(device=device).manual_seed(seed)
     forget_batches = cycle(data, data.train.subset(request.forget), batch_size, generator)

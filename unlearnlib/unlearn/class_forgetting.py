@@ -12,10 +12,10 @@ from ..checkpoints import TrainedModel
 from ..data import ImageData, Split
 from ..forget import ForgetRequest
 from ..train import Optimiser
+from ..validate import check_counts, check_fraction, check_positive, non_negative
+from ..validate import seed as check_seed
 from .common import (
     batches_per_epoch,
-    check_fraction,
-    check_positive,
     check_request,
     diagonal_fisher,
     distance_squared,
@@ -77,9 +77,11 @@ def pbu(
     if request.kind != "class":
         raise ValueError("PBU unlearns a whole class: give a class request")
     check_fraction("available", available)
-    check_positive(alpha=alpha, epochs=epochs, lr=lr, batch_size=batch_size)
-    if beta < 0 or gamma < 0:
-        raise ValueError(f"beta and gamma must be >= 0, got {beta} and {gamma}")
+    check_counts(epochs=epochs, batch_size=batch_size)
+    check_positive(alpha=alpha, lr=lr)
+    non_negative("beta", beta)
+    non_negative("gamma", gamma)
+    check_seed("seed", seed)
     seen = data.train.subset(subsample(request.forget, available, seed))
     unlearned = working_copy(model)
     anchor = parameters_of(unlearned)
@@ -92,6 +94,7 @@ def pbu(
         unlearned.parameters(),
         data.device,
         steps=steps,
+        epochs=epochs,
         lr=lr,
         weight_decay=0.0,
         schedule="cosine",
@@ -147,7 +150,9 @@ def bad_teaching(
     """
     check_request(request, data)
     check_fraction("retain_fraction", retain_fraction)
-    check_positive(epochs=epochs, lr=lr, temperature=temperature, batch_size=batch_size)
+    check_counts(epochs=epochs, batch_size=batch_size)
+    check_positive(lr=lr, temperature=temperature)
+    check_seed("seed", seed)
     student = working_copy(model).train()
     competent = frozen_copy(model)
     incompetent = frozen_copy(model)
@@ -160,7 +165,9 @@ def bad_teaching(
     images = data.train.subset(indices).images
     mixed = Split(images, is_forget[indices].long().to(images.device))
     steps = batches_per_epoch(len(mixed), batch_size) * epochs
-    optimiser = Optimiser(student.parameters(), data.device, steps=steps, lr=lr, optimizer="adam", weight_decay=0.0)
+    optimiser = Optimiser(
+        student.parameters(), data.device, steps=steps, epochs=epochs, lr=lr, optimizer="adam", weight_decay=0.0
+    )
     generator = torch.Generator(device=data.device).manual_seed(seed)
     for _ in tqdm(range(epochs), desc="bad teaching", unit="epoch", disable=not progress, leave=False):
         for x, forget_flag in data.batches(mixed, batch_size, shuffle=True, generator=generator):
@@ -239,17 +246,10 @@ def unsir(
     if request.kind != "class":
         raise ValueError("UNSIR unlearns a whole class: give a class request")
     check_fraction("retain_fraction", retain_fraction)
-    check_positive(
-        noise_count=noise_count,
-        noise_steps=noise_steps,
-        noise_lr=noise_lr,
-        impair_lr=impair_lr,
-        repair_lr=repair_lr,
-        repair_epochs=repair_epochs,
-    )
-    check_positive(batch_size=batch_size)
-    if norm_weight < 0:
-        raise ValueError(f"norm_weight must be >= 0, got {norm_weight}")
+    check_counts(noise_count=noise_count, noise_steps=noise_steps, repair_epochs=repair_epochs, batch_size=batch_size)
+    check_positive(noise_lr=noise_lr, impair_lr=impair_lr, repair_lr=repair_lr)
+    non_negative("norm_weight", norm_weight)
+    check_seed("seed", seed)
     unlearned = working_copy(model)
     shape = (noise_count, data.info.channels, *data.train.images.shape[2:])
     noise = error_maximising_noise(
@@ -287,7 +287,7 @@ def unsir(
         lr=repair_lr,
         batch_size=batch_size,
         schedule="constant",
-        seed=seed + 1,
+        seed=(seed + 1) % 2**32,
         desc="UNSIR repair",
         progress=progress,
     )

@@ -11,16 +11,21 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from tqdm.auto import tqdm
 
+from .. import validate
 from ..checkpoints import TrainedModel
 from ..data import ImageData, Split
 from ..forget import ForgetRequest
 from ..models import blocks
 from ..train import Optimiser
+from ..validate import check_counts, check_positive
 
 
 def network(model: nn.Module | TrainedModel) -> nn.Module:
     """The network of ``model`` (a network or a cached trained model)."""
-    return model.model if isinstance(model, TrainedModel) else model
+    network = model.model if isinstance(model, TrainedModel) else model
+    if not isinstance(network, nn.Module):
+        raise TypeError(f"model must be a network (an nn.Module) or a TrainedModel, got {type(model).__name__}")
+    return network
 
 
 def working_copy(model: nn.Module | TrainedModel) -> nn.Module:
@@ -51,24 +56,13 @@ def check_request(request: ForgetRequest, data: ImageData) -> None:
             raise ValueError(f"class {request.target_class} does not exist in {data.info.name} (classes 0..{k - 1})")
 
 
-def check_positive(**values: float) -> None:
-    """Raise, naming it, if any of ``values`` is not positive (learning rates, epochs, sizes)."""
-    for name, value in values.items():
-        if not value > 0:
-            raise ValueError(f"{name} must be positive, got {value}")
-
-
-def check_fraction(name: str, value: float) -> None:
-    """Raise unless ``0 < value <= 1``."""
-    if not 0 < value <= 1:
-        raise ValueError(f"{name} must be in (0, 1], got {value}")
-
-
 def last_blocks(model: nn.Module, k: int) -> list[nn.Module]:
     """The last ``k`` blocks of ``model`` (see :func:`unlearnlib.models.blocks`)."""
     parts = blocks(model)
-    if not 1 <= k <= len(parts):
-        raise ValueError(f"k must be in 1..{len(parts)} for this network of {len(parts)} blocks, got {k}")
+    try:
+        k = validate.integer("k", k, minimum=1, maximum=len(parts))
+    except ValueError:
+        raise ValueError(f"k must be in 1..{len(parts)} for this network of {len(parts)} blocks, got {k}") from None
     return [module for _, module in parts[-k:]]
 
 
@@ -107,7 +101,8 @@ def train_only(model: nn.Module, trainable: list[nn.Module] | None) -> list[nn.P
 
 def subsample(indices: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
     """A seeded random ``fraction`` of ``indices`` (at least one), sorted."""
-    check_fraction("fraction", fraction)
+    validate.check_fraction("fraction", fraction)
+    seed = validate.seed("seed", seed)
     count = max(1, round(fraction * len(indices)))
     order = torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))[:count]
     return indices[order].sort().values
@@ -172,13 +167,16 @@ def fine_tune(
 
     SGD over ``epochs`` passes; only ``trainable`` blocks when given.  Returns ``model`` in eval mode.
     """
-    check_positive(epochs=epochs, lr=lr, batch_size=batch_size)
+    check_counts(epochs=epochs, batch_size=batch_size)
+    check_positive(lr=lr)
+    seed = validate.seed("seed", seed)
     split = data.train.subset(indices)
     parameters = train_only(model, trainable)
     optimiser = Optimiser(
         parameters,
         data.device,
         steps=batches_per_epoch(len(split), batch_size) * epochs,
+        epochs=epochs,
         lr=lr,
         momentum=momentum,
         weight_decay=weight_decay,

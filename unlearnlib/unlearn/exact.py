@@ -8,7 +8,9 @@ from ..checkpoints import TrainedModel, get_or_train
 from ..data import ImageData
 from ..forget import ForgetRequest
 from ..train import TrainConfig
-from .common import check_positive, check_request, fine_tune, last_blocks, reinitialise, working_copy
+from ..validate import check_counts, check_positive
+from ..validate import seed as check_seed
+from .common import check_request, fine_tune, last_blocks, reinitialise, working_copy
 from .registry import register
 
 
@@ -31,6 +33,8 @@ def retrain(
         if not isinstance(model, TrainedModel):
             raise ValueError("retrain needs the training config: pass config=, or a TrainedModel as the model")
         config = model.config
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     return get_or_train(config, data, request.retain, progress=progress).model
 
 
@@ -54,7 +58,9 @@ def eu_k(
     ``seed`` and trained on D_r for ``epochs`` with a one-cycle schedule peaking at ``lr``.
     """
     check_request(request, data)
-    check_positive(k=k, epochs=epochs, lr=lr, batch_size=batch_size)
+    check_counts(k=k, epochs=epochs, batch_size=batch_size)
+    check_positive(lr=lr)
+    check_seed("seed", seed)
     unlearned = working_copy(model)
     tail = last_blocks(unlearned, k)
     reinitialise(tail, seed)

@@ -8,8 +8,9 @@ from torch import nn
 from ..checkpoints import TrainedModel
 from ..data import ImageData
 from ..forget import ForgetRequest
+from ..validate import check_counts, check_positive
+from ..validate import seed as check_seed
 from .common import (
-    check_positive,
     check_request,
     distance_squared,
     fine_tune,
@@ -34,6 +35,9 @@ def finetune(
 ) -> nn.Module:
     """Fine-tune the whole network on D_r with SGD (cosine-annealed from ``lr``): D_f fades as D_r is rehearsed."""
     check_request(request, data)
+    check_counts(epochs=epochs, batch_size=batch_size)
+    check_positive(lr=lr)
+    check_seed("seed", seed)
     return fine_tune(
         working_copy(model),
         data,
@@ -62,7 +66,9 @@ def cf_k(
 ) -> nn.Module:
     """Catastrophic forgetting of the last ``k`` blocks (Goel et al., 2022): the others stay frozen."""
     check_request(request, data)
-    check_positive(k=k)
+    check_counts(k=k, epochs=epochs, batch_size=batch_size)
+    check_positive(lr=lr)
+    check_seed("seed", seed)
     unlearned = working_copy(model)
     return fine_tune(
         unlearned,
@@ -97,7 +103,9 @@ def finetune_l2(
     overfitting D_r and losing test accuracy.
     """
     check_request(request, data)
-    check_positive(pull=pull)
+    check_counts(epochs=epochs, batch_size=batch_size)
+    check_positive(pull=pull, lr=lr)
+    check_seed("seed", seed)
     unlearned = working_copy(model)
     original = parameters_of(unlearned)
     return fine_tune(

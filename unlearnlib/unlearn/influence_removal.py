@@ -10,7 +10,8 @@ from ..checkpoints import TrainedModel
 from ..data import ImageData
 from ..forget import ForgetRequest
 from ..influence import Influence, Objective, check_damping, image_tensors, removal_step
-from .common import check_positive, check_request, last_blocks, working_copy
+from ..validate import check_counts, non_negative
+from .common import check_request, last_blocks, working_copy
 from .registry import register
 
 EXACT_LIMIT = 6_000
@@ -65,7 +66,8 @@ def influence(
     """
     check_request(request, data)
     check_damping(damping, positive=True)
-    check_positive(k=k, max_iterations=max_iterations, batch_size=batch_size)
+    check_counts(k=k, max_iterations=max_iterations, batch_size=batch_size)
+    non_negative("l2", l2)
     if solver not in ("auto", "exact", "cg"):
         raise ValueError(f"unknown solver {solver!r}; choose auto, exact or cg")
     unlearned = working_copy(model).eval()

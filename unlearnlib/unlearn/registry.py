@@ -15,17 +15,24 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .. import guard
 from ..data import ImageData
-from ..forget import ForgetRequest
+from ..forget import REQUEST_KINDS, ForgetRequest
 
-REQUEST_KINDS = ("random", "class", "corrective")
 FAMILIES = ("exact", "influence", "fine-tuning", "adversarial", "class")
 """The families of methods (one notebook each): the gold standard first, then in teaching order."""
 
 
 @dataclass(frozen=True)
 class Method:
-    """A registered unlearning method."""
+    """A registered unlearning method: what ``unlearn.NAME`` is, and the one door to the function behind it.
+
+    Calling it checks that the method applies to the request and that every
+    hyperparameter it is given exists, runs the function with the run announced
+    to the divergence guard (:func:`unlearnlib.guard.running`, so that a loop that
+    diverges names the method and its hyperparameters), and refuses to return a
+    network with non-finite weights.
+    """
 
     name: str
     function: Callable[..., nn.Module]
@@ -35,6 +42,12 @@ class Method:
     """The request kinds it applies to (``"random"``, ``"class"``, ``"corrective"``)."""
     summary: str
 
+    def __post_init__(self) -> None:
+        # Read like the function itself: its name, its docstring, its signature (inspect follows __wrapped__).
+        object.__setattr__(self, "__name__", self.name)
+        object.__setattr__(self, "__doc__", self.function.__doc__)
+        object.__setattr__(self, "__wrapped__", self.function)
+
     def hyperparameters(self) -> dict[str, object]:
         """The method's hyperparameters and their defaults."""
         parameters = list(inspect.signature(self.function).parameters.values())[3:]
@@ -43,33 +56,51 @@ class Method:
     def applies_to(self, request: ForgetRequest) -> bool:
         return request.kind in self.kinds
 
-    def __call__(self, model, request: ForgetRequest, data: ImageData, **hyperparameters) -> nn.Module:
-        if not self.applies_to(request):
-            raise ValueError(f"{self.name} unlearns {' or '.join(self.kinds)} requests, not a {request.kind!r} request")
+    def check_hyperparameters(self, hyperparameters: dict[str, object]) -> None:
+        """Raise a ``TypeError`` naming any of ``hyperparameters`` the method does not take, and those it does."""
         unknown = set(hyperparameters) - set(self.hyperparameters()) - {"progress"}
         if unknown:
             raise TypeError(
                 f"{self.name} has no hyperparameter {', '.join(sorted(unknown))}; "
                 f"it takes {', '.join(self.hyperparameters())}"
             )
-        return self.function(model, request, data, **hyperparameters)
+
+    def __call__(self, model, request: ForgetRequest, data: ImageData, **hyperparameters) -> nn.Module:
+        if not isinstance(request, ForgetRequest):
+            raise TypeError(f"{self.name} needs a ForgetRequest as its request, got {type(request).__name__}")
+        if not isinstance(data, ImageData):
+            raise TypeError(f"{self.name} needs the ImageData the model was trained on, got {type(data).__name__}")
+        if not self.applies_to(request):
+            raise ValueError(f"{self.name} unlearns {' or '.join(self.kinds)} requests, not a {request.kind!r} request")
+        self.check_hyperparameters(hyperparameters)
+        settings = {
+            key: value for key, value in (self.hyperparameters() | hyperparameters).items() if key != "progress"
+        }
+        with guard.running(self.name, settings):
+            unlearned = self.function(model, request, data, **hyperparameters)
+        return guard.check_weights(
+            unlearned,
+            guard.describe(self.name, settings),
+            "lower its learning rate (or raise its damping) and run it again",
+        )
 
 
 METHODS: dict[str, Method] = {}
 
 
 def register(name: str, *, family: str, summary: str, kinds: tuple[str, ...] = REQUEST_KINDS):
-    """Add the decorated function to :data:`METHODS` under ``name``."""
+    """Add the decorated function to :data:`METHODS` under ``name``; the name it is defined under becomes the
+    :class:`Method` (so that every call, direct or through the registry, passes the same checks)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
     if not set(kinds) <= set(REQUEST_KINDS):
         raise ValueError(f"request kinds must be among {REQUEST_KINDS}, got {kinds}")
 
-    def add(function: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    def add(function: Callable[..., nn.Module]) -> Method:
         if name in METHODS:
             raise ValueError(f"a method named {name!r} is already registered")
         METHODS[name] = Method(name, function, family, tuple(kinds), summary)
-        return function
+        return METHODS[name]
 
     return add
 
