@@ -9,17 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnlib import checkpoints
+from unlearnlib import checkpoints, unlearn
 from unlearnlib.checkpoints import (
     CheckpointMismatch,
     CorruptCheckpoint,
     CorruptCheckpointWarning,
     checkpoint_path,
     get_or_train,
+    get_or_unlearn,
     load_checkpoint,
 )
 from unlearnlib.config import UnusableRoot
 from unlearnlib.data import load
+from unlearnlib.forget import random_forget
 from unlearnlib.train import TrainConfig, evaluate_model
 
 TINY = TrainConfig(dataset="digits", arch="resnet18", width=4, epochs=1, batch_size=64, lr=0.05)
@@ -285,3 +287,30 @@ def test_two_processes_asking_for_one_model_train_it_once(digits, isolated_root)
     outcomes = sorted(results.get(timeout=5)[1] for _ in processes)
     assert outcomes == ["cached", "trained"], "one process trained, the other waited for it and loaded its model"
     assert len(list((isolated_root / "checkpoints").glob("*.pt"))) == 1
+
+
+def test_an_unlearned_model_is_made_once_and_then_loaded(digits, isolated_root):
+    original = get_or_train(TINY, digits, progress=False)
+    request = random_forget(len(digits.train), fraction=0.1, seed=0)
+    first = get_or_unlearn(unlearn.finetune, original, request, digits, epochs=1, batch_size=64)
+    assert not first.from_cache and first.path.parent == isolated_root / "checkpoints" / "unlearned"
+    again = get_or_unlearn(unlearn.finetune, original, request, digits, epochs=1, batch_size=64, seed=0)
+    assert again.from_cache and again.path == first.path, "a default given explicitly finds the same entry"
+    assert again.seconds == first.seconds, "the run time is the first run's"
+    assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()))
+    other = get_or_unlearn(unlearn.finetune, original, request, digits, epochs=1, batch_size=64, seed=1)
+    assert not other.from_cache and other.path != first.path
+    elsewhere = random_forget(len(digits.train), fraction=0.1, seed=1)
+    assert get_or_unlearn(unlearn.finetune, original, elsewhere, digits, epochs=1, batch_size=64).path != first.path
+    with pytest.raises(TypeError, match="finetune has no hyperparameter epoch"):
+        get_or_unlearn(unlearn.finetune, original, request, digits, epoch=1)
+
+
+def test_a_corrupted_unlearned_model_is_set_aside_and_made_again(digits):
+    original = get_or_train(TINY, digits, progress=False)
+    request = random_forget(len(digits.train), fraction=0.1, seed=0)
+    first = get_or_unlearn(unlearn.cf_k, original, request, digits, epochs=1, k=1)
+    first.path.write_bytes(b"not a checkpoint")
+    with pytest.warns(checkpoints.CorruptCheckpointWarning, match="unreadable"):
+        again = get_or_unlearn(unlearn.cf_k, original, request, digits, epochs=1, k=1)
+    assert not again.from_cache and first.path.with_name(first.path.name + ".corrupt").is_file()

@@ -8,6 +8,11 @@ so the original model, each retrained model, each seed and each derived
 dataset (a poisoned copy, a two-class task) get their own file, and every
 notebook that asks for the same one shares it.
 
+**Unlearned models** are cached too (``checkpoints/unlearned/``):
+``get_or_unlearn(method, original, request, data, **hyperparameters)`` runs a
+method once on a cached original for a request and stores the result with its
+run time, so that a leaderboard re-uses the runs of the algorithm notebooks.
+
 Files hold a state_dict and plain metadata only, are loaded with
 ``weights_only=True``, and are written to a temporary file that is then
 renamed, so an interrupted run never leaves a broken checkpoint behind.  They
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import inspect
 import json
 import os
 import pickle
@@ -38,9 +44,10 @@ import secrets
 import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from filelock import FileLock
@@ -51,6 +58,12 @@ from . import config as course_config
 from . import guard, validate
 from .data import ImageData, check_indices
 from .train import History, TrainConfig, fit, new_model
+
+if TYPE_CHECKING:
+    from .forget import ForgetRequest
+    from .unlearn import Method
+
+Cached = TypeVar("Cached")
 
 FORMAT = 1
 KEYS = ("format", "config", "train_ids", "mean", "std", "state_dict", "history", "train_seconds")
@@ -196,8 +209,20 @@ def save_checkpoint(path: Path, trained: TrainedModel, data: ImageData) -> None:
         _atomic_save(payload, path)
 
 
-def _read(path: Path) -> dict:
-    """The payload of the checkpoint file at ``path``, checked for the keys and types a checkpoint has."""
+_TYPES = {
+    "config": dict,
+    "train_ids": torch.Tensor,
+    "mean": torch.Tensor,
+    "std": torch.Tensor,
+    "state_dict": dict,
+    "history": dict,
+    "train_seconds": float | int,
+}
+"""The types of a trained model's checkpoint entries."""
+
+
+def _read(path: Path, keys: tuple[str, ...] = KEYS, types: dict[str, type] = _TYPES) -> dict:
+    """The payload of the file at ``path``, checked for the ``keys`` and ``types`` it must have."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except OSError:
@@ -207,25 +232,20 @@ def _read(path: Path) -> dict:
         raise UnreadableCheckpoint(path, f"unreadable ({type(err).__name__}: {first_line})") from err
     if not isinstance(payload, dict):
         raise CorruptCheckpoint(path, f"not a checkpoint (it holds a {type(payload).__name__}, not a dict)")
-    missing = [key for key in KEYS if key not in payload]
+    missing = [key for key in keys if key not in payload]
     if missing:
         raise CorruptCheckpoint(path, f"missing keys {', '.join(missing)}")
-    types = {
-        "config": dict,
-        "train_ids": torch.Tensor,
-        "mean": torch.Tensor,
-        "std": torch.Tensor,
-        "state_dict": dict,
-        "history": dict,
-        "train_seconds": float | int,
-    }
     wrong = [key for key, kind in types.items() if not isinstance(payload[key], kind)]
     if wrong or not all(isinstance(v, torch.Tensor) for v in payload["state_dict"].values()):
         raise CorruptCheckpoint(path, f"malformed (wrong types of {', '.join(wrong) or 'state_dict entries'})")
-    try:
-        History(**payload["history"])
-    except TypeError as err:
-        raise CorruptCheckpoint(path, f"malformed (its history: {err})") from err
+    if "history" in payload:
+        try:
+            History(**payload["history"])
+        except TypeError as err:
+            raise CorruptCheckpoint(path, f"malformed (its history: {err})") from err
+    bad = guard.non_finite_entries(payload["state_dict"])
+    if bad:
+        raise CorruptCheckpoint(path, f"holding non-finite weights (NaN or infinite values in {', '.join(bad[:3])})")
     return payload
 
 
@@ -259,9 +279,6 @@ def load_checkpoint(path: Path, config: TrainConfig, train_ids: torch.Tensor, da
                 f"{path} expects inputs normalised with {name} {stored_stats.tolist()}, "
                 f"but this data's training split gives {wanted_stats.tolist()}"
             )
-    bad = guard.non_finite_entries(payload["state_dict"])
-    if bad:
-        raise CorruptCheckpoint(path, f"holding non-finite weights (NaN or infinite values in {', '.join(bad[:3])})")
     model = new_model(config, data)
     try:
         model.load_state_dict(payload["state_dict"])
@@ -307,26 +324,40 @@ def get_or_train(
     indices = check_indices(indices, len(data.train), "training indices")
     train_ids = data.train_ids[indices]
     path = checkpoint_path(config, train_ids, data, directory)
+    return _cached(
+        path,
+        lambda: load_checkpoint(path, config, train_ids, data),
+        lambda: _train_and_save(config, data, indices, train_ids, path, progress),
+    )
+
+
+def _cached(path: Path, load: Callable[[], Cached], make: Callable[[], Cached]) -> Cached:
+    """What ``load()`` reads from ``path``, or what ``make()`` makes (and saves there) when it is missing.
+
+    Under ``path``'s lock, so that concurrent processes make it once.  A corrupted
+    file is set aside with a :class:`CorruptCheckpointWarning` and made again.  The
+    folder is checked first, so that nothing is made only to be lost.
+    """
     try:
         course_config.check_writable_folder(path.parent, "the checkpoint folder")
     except course_config.UnusableRoot:
         if path.is_file():  # a cache shared read-only: load, without the lock (and without recovery)
-            return load_checkpoint(path, config, train_ids, data)
+            return load()
         raise
     path.parent.mkdir(parents=True, exist_ok=True)
     with lock(path):
         if path.exists():
             try:
-                return load_checkpoint(path, config, train_ids, data)
+                return load()
             except CorruptCheckpoint as err:
                 aside = set_aside(path)
                 warnings.warn(
-                    f"the cached checkpoint {path} is {err.problem}: moved it to {aside.name} and training again",
+                    f"the cached checkpoint {path} is {err.problem}: moved it to {aside.name} and making it again",
                     CorruptCheckpointWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
         remove_stale_temporaries(path)
-        return _train_and_save(config, data, indices, train_ids, path, progress)
+        return make()
 
 
 def _train_and_save(
@@ -370,3 +401,92 @@ def get_or_train_seeds(
         get_or_train(replace(config, seed=seed), data, indices, directory=directory, progress=False)
         for seed in tqdm(seeds, desc="models", unit="seed", disable=not progress)
     ]
+
+
+# --------------------------------------------------------------------------- unlearned models
+
+UNLEARNED_KEYS = ("format", "method", "hyperparameters", "original", "state_dict", "seconds")
+_UNLEARNED_TYPES = {"method": str, "hyperparameters": str, "original": str, "state_dict": dict, "seconds": float | int}
+
+
+@dataclass
+class UnlearnedModel:
+    """The network a method made from a cached original model for one request, and how long that took."""
+
+    model: nn.Module
+    method: str
+    seconds: float
+    path: Path
+    from_cache: bool
+
+
+def _code_digest(method: Method) -> str:
+    """A hash of the source of ``method``'s module and of the loops the methods share (``unlearn/common.py``).
+
+    Part of an unlearned model's key, so that changing a method's code gives new cache entries.
+    """
+    from .unlearn import common
+
+    texts = [inspect.getsource(inspect.getmodule(method.function)), inspect.getsource(common)]
+    return hashlib.sha256("".join(texts).encode()).hexdigest()
+
+
+def unlearned_path(method: Method, settings: dict, original: TrainedModel, request: ForgetRequest) -> Path:
+    """Where the cache keeps ``method``'s result with ``settings`` (every hyperparameter) on ``original``."""
+    text = json.dumps(
+        {
+            "method": method.name,
+            "settings": settings,
+            "code": _code_digest(method),
+            "original": original.path.name,
+            "kind": request.kind,
+            "class": request.target_class,
+        },
+        sort_keys=True,
+        default=repr,
+    )
+    key = hashlib.sha256(text.encode() + _ids_digest(request.forget)).hexdigest()[:16]
+    return original.path.parent / "unlearned" / f"{original.path.stem}-{method.name}-{key}.pt"
+
+
+def get_or_unlearn(
+    method: Method, original: TrainedModel, request: ForgetRequest, data: ImageData, **hyperparameters: object
+) -> UnlearnedModel:
+    """``method`` applied to the cached ``original`` for ``request``, run once and then loaded from the cache.
+
+    The key covers the method's name and code, every hyperparameter (defaults
+    filled in, so that a default given explicitly finds the same entry), the
+    original's checkpoint and the forget set.  The run time of the first run is
+    stored with the model, as a trained model's training time is.
+    """
+    if not isinstance(original, TrainedModel):
+        raise TypeError(f"original must be a cached TrainedModel, got {type(original).__name__}")
+    method.check_hyperparameters(hyperparameters)
+    settings = {key: value for key, value in (method.hyperparameters() | hyperparameters).items() if key != "progress"}
+    path = unlearned_path(method, settings, original, request)
+
+    def load() -> UnlearnedModel:
+        payload = _read(path, UNLEARNED_KEYS, _UNLEARNED_TYPES)
+        if payload["format"] != FORMAT or payload["method"] != method.name or payload["original"] != original.path.name:
+            raise CheckpointMismatch(f"{path} holds another run than {method.name} on {original.path.name}")
+        model = new_model(original.config, data)
+        model.load_state_dict(payload["state_dict"])
+        return UnlearnedModel(model.eval(), method.name, float(payload["seconds"]), path, from_cache=True)
+
+    def make() -> UnlearnedModel:
+        start = time.perf_counter()
+        model = method(original, request, data, **hyperparameters | {"progress": False})
+        seconds = time.perf_counter() - start
+        payload = {
+            "format": FORMAT,
+            "method": method.name,
+            "hyperparameters": json.dumps(settings, sort_keys=True, default=repr),
+            "original": original.path.name,
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "seconds": seconds,
+        }
+        with lock(path):
+            _atomic_save(payload, path)
+        return UnlearnedModel(model, method.name, seconds, path, from_cache=False)
+
+    return _cached(path, load, make)
