@@ -98,8 +98,8 @@ SETTINGS: tuple[str, ...] = (
 DIGITS: dict[str, object] = {
     "arch": "resnet9",
     "width": 4,
-    "epochs": 20,
-    "batch_size": 64,
+    "epochs": 12,
+    "batch_size": 32,
     "lr": 0.05,
     "weight_decay": 0.02,
     "n_train": 400,
