@@ -64,6 +64,14 @@ def test_claims_are_checked_by_assertion_cells_hidden_from_the_slides(notebook):
     ]
     assert len(checks) >= 3
     assert all(c.metadata.slideshow.slide_type == "skip" for c in checks)
+    asserting = [
+        c
+        for c in nb.cells
+        if c.cell_type == "code" and any(line.lstrip().startswith("assert ") for line in c.source.splitlines())
+    ]
+    assert asserting == checks, "a cell that asserts opens with its assertions (computations go in the cell before)"
+    tagged = [c for c in nb.cells if "claim" in c.metadata.get("tags", [])]
+    assert tagged == checks, "assertion cells, and only they, carry the tag 'claim' (the gpu-path test leaves them out)"
 
 
 def test_readme_links_every_notebook_with_a_badge():
