@@ -102,6 +102,15 @@ def test_drop_last_drops_only_a_partial_batch(tiny_split):
     assert sizes == [12], "with no full batch, the partial one is kept"
 
 
+def test_no_batch_of_one_example_is_made(tiny_split):
+    """Batch norm cannot train on one example (on a 1x1 feature map it has one value per channel)."""
+    sizes = [len(y) for _, y in batches(tiny_split, 11, shuffle=True, generator=_generator(), **_stats(tiny_split))]
+    assert sizes == [12], "12 examples in batches of 11: the one left over joins the first batch"
+    assert [len(y) for _, y in batches(tiny_split, 4, **_stats(tiny_split))] == [4, 4, 4]
+    single = tiny_split.subset(torch.tensor([3]))
+    assert [len(y) for _, y in batches(single, 4, **_stats(tiny_split))] == [1], "a split of one is one batch"
+
+
 def test_shuffled_augmented_batches_are_fixed_by_the_generator_seed(tiny_split):
     def run(seed):
         options = dict(shuffle=True, augmentation=Augmentation(1, True), generator=_generator(seed))
