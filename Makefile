@@ -10,7 +10,7 @@ BUILD  := build
 help:
 	@echo "make course   run every notebook (default profile) -> $(BUILD)/notebooks, $(BUILD)/results.md"
 	@echo "              a subset: make course ONLY=03,05; another profile: UNLEARN_PROFILE=smoke make course"
-	@echo "make readme   write the run times of $(BUILD)/results.json into README.md's notebook table"
+	@echo "make readme   write the run times of $(BUILD)/results.json into README.md's table, its results into RESULTS.md"
 	@echo "make test     lint, unit tests, and every notebook under UNLEARN_PROFILE=smoke (nbval)"
 	@echo "make lab      JupyterLab on the notebooks (prints the URL to open)"
 	@echo "make colab    rewrite the Colab badges and set-up blocks from pyproject.toml's URL and ref"

@@ -152,6 +152,8 @@ def _results(profile, **seconds):
     notebooks = {name: {"status": "passed", "seconds": s, "claim": None, "cell": None} for name, s in seconds.items()}
     return {
         "profile": profile,
+        "profile_reason": "asked for by name",
+        "dataset_reason": "profile's choice, on disk",
         "dataset": "fashion-mnist",
         "date": "2030-01-02T03:04:05+00:00",
         "machine": {"cpu_cores": 2, "gpu": None},
@@ -205,6 +207,28 @@ def test_readme_command_writes_the_file(tmp_path, capsys):
     status = course.main(["--readme", str(tmp_path / "results.json"), "--readme-file", str(tmp_path / "README.md")])
     assert status == 0 and "| 9 s | 14 min (by hand) |" in (tmp_path / "README.md").read_text()
     assert "run times of 1 notebooks under the smoke profile updated" in capsys.readouterr().out
+
+
+def test_results_md_gets_one_generated_section_per_profile(tmp_path):
+    (tmp_path / "README.md").write_text(README)
+    cpu = _results("cpu", **{"01_data": 431.6, "02_train": 48.2})
+    cpu["notebooks"]["01_data"]["values"] = {"nearest_mean_accuracy": 0.6719}
+    (tmp_path / "results.json").write_text(json.dumps(cpu))
+    board = "Profile cpu, made by notebook 09.\n\n| method | F |\n|---|---|\n| retrain | 0.3 |\n"
+    (tmp_path / "leaderboard.md").write_text(board)
+    course.main(["--readme", str(tmp_path / "results.json"), "--readme-file", str(tmp_path / "README.md")])
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert text.startswith(readme.RESULTS_HEADER) and "## The cpu profile" in text and "### 01_data" in text
+    assert "| nearest_mean_accuracy | 0.6719 |" in text and "| retrain | 0.3 |" in text
+    assert "2030-01-02" in text and "`python -m unlearnlib.course`" in text, "each section says where it comes from"
+    smoke = _results("smoke", **{"01_data": 9.0})
+    (tmp_path / "leaderboard.md").unlink()
+    (tmp_path / "results.json").write_text(json.dumps(smoke))
+    course.main(["--readme", str(tmp_path / "results.json"), "--readme-file", str(tmp_path / "README.md")])
+    both = (tmp_path / "RESULTS.md").read_text()
+    assert both.index("## The cpu profile") < both.index("## The smoke profile") and "| retrain | 0.3 |" in both
+    cpu["notebooks"]["01_data"]["values"] = {"nearest_mean_accuracy": 0.7}
+    assert "0.7 |" in readme.update_results(both, cpu) and "0.6719" not in readme.update_results(both, cpu)
 
 
 def test_the_real_readme_has_a_run_time_row_for_every_notebook():

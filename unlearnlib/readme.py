@@ -1,4 +1,4 @@
-"""Measured run times into the README: each notebook's time under a profile, from a course run's results.
+"""Measured figures into the repository: run times into the README, every result into RESULTS.md.
 
     python -m unlearnlib.course --readme build/results.json
 
@@ -7,6 +7,11 @@ are named after the profiles (``smoke``, ``cpu``, ``gpu``); the run-time cell
 of each notebook's row, in the column of the results' profile, and that
 profile's line under the table (date, machine, dataset, command) are rewritten.
 Every other cell, and everything outside the markers, is left as written.
+
+RESULTS.md holds one section per profile, between marker comments of its own:
+the run (date, machine, command), the notebooks' outcomes and the figures they
+recorded, and the leaderboard that notebook 09 saved beside the results. A run
+rewrites its profile's section only; nothing in RESULTS.md is written by hand.
 """
 
 from __future__ import annotations
@@ -109,8 +114,46 @@ def update_run_times(text: str, results: dict) -> str:
     return head + "\n".join(lines) + tail
 
 
+RESULTS_HEADER = """# Measured results
+
+Generated from course runs by `python -m unlearnlib.course --readme build/results.json` (`make readme`):
+one section per profile, each with the run it comes from. Do not edit by hand.
+"""
+
+
+def results_section(results: dict, leaderboard: str | None = None) -> str:
+    """A profile's section of RESULTS.md: the course run's summary, then the leaderboard of that run (if any)."""
+    from .course import summary
+
+    lines = summary(results).split("\n")
+    lines[0] = f"## The {results['profile']} profile"
+    lines = [f"#{line}" if line.startswith("## ") and i else line for i, line in enumerate(lines)]
+    text = "\n".join(lines).rstrip() + "\n"
+    if leaderboard:
+        text += "\n### Leaderboard (notebook 09)\n\n" + leaderboard.strip() + "\n"
+    return text
+
+
+def update_results(text: str, results: dict, leaderboard: str | None = None) -> str:
+    """``text`` (RESULTS.md, empty for a new one) with the section of ``results``' profile written in."""
+    begin, end = f"<!-- results {results['profile']}: begin -->", f"<!-- results {results['profile']}: end -->"
+    block = f"{begin}\n{results_section(results, leaderboard)}{end}"
+    if begin in text and end in text:
+        return text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    return (text.rstrip() + "\n\n" if text.strip() else RESULTS_HEADER + "\n") + block + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    temporary = Path(path).with_name(Path(path).name + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
 def update_readme(readme: Path, results_path: Path) -> str:
-    """Write the run times of ``results_path`` into ``readme``; return what was done, in words."""
+    """Write the run times of ``results_path`` into ``readme`` and all its results into RESULTS.md beside it.
+
+    Returns what was done, in words.
+    """
     try:
         results = json.loads(Path(results_path).read_text())
         profile, notebooks = results["profile"], results["notebooks"]
@@ -122,8 +165,13 @@ def update_readme(readme: Path, results_path: Path) -> str:
         raise ValueError(f"{results_path} is not a course run's results.json ({err})") from None
     text = Path(readme).read_text()
     updated = update_run_times(text, results)
-    temporary = Path(readme).with_name(Path(readme).name + ".tmp")
-    temporary.write_text(updated)
-    os.replace(temporary, readme)
+    _write(readme, updated)
     changed = "updated" if updated != text else "already up to date"
-    return f"{readme}: run times of {len(notebooks)} notebooks under the {profile} profile {changed}"
+    leaderboard_path = Path(results_path).with_name("leaderboard.md")
+    leaderboard = leaderboard_path.read_text() if leaderboard_path.is_file() else None
+    results_md = Path(readme).with_name("RESULTS.md")
+    _write(results_md, update_results(results_md.read_text() if results_md.is_file() else "", results, leaderboard))
+    return (
+        f"{readme}: run times of {len(notebooks)} notebooks under the {profile} profile {changed}; "
+        f"{results_md}: the {profile} section rewritten"
+    )
