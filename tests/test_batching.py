@@ -109,6 +109,7 @@ def test_no_batch_of_one_example_is_made(tiny_split):
     assert [len(y) for _, y in batches(tiny_split, 4, **_stats(tiny_split))] == [4, 4, 4]
     single = tiny_split.subset(torch.tensor([3]))
     assert [len(y) for _, y in batches(single, 4, **_stats(tiny_split))] == [1], "a split of one is one batch"
+    assert [len(y) for _, y in batches(tiny_split, 1, **_stats(tiny_split))] == [1] * 12, "batch_size=1 asks for ones"
 
 
 def test_shuffled_augmented_batches_are_fixed_by_the_generator_seed(tiny_split):

@@ -108,15 +108,16 @@ def batches(
     ``shuffle`` draws a new order from ``generator`` (which must live on the
     split's device); ``drop_last`` drops a final partial batch when there is at
     least one full one; ``channels_last`` returns ``x`` in that memory format.
-    A final batch of a single example is never made (batch norm cannot train on
-    it): it joins the batch before, which then holds ``batch_size + 1``.
+    With ``batch_size > 1``, a final batch of a single example is never made
+    (batch norm cannot train on it): it joins the batch before, which then holds
+    ``batch_size + 1``.
     """
     batch_size = validate.integer("batch_size", batch_size, minimum=1)
     n = len(split)
     order = torch.randperm(n, generator=generator, device=split.device) if shuffle else None
     stop = n - n % batch_size if drop_last and n >= batch_size else n
     starts = list(range(0, stop, batch_size))
-    if len(starts) > 1 and stop - starts[-1] == 1:
+    if batch_size > 1 and len(starts) > 1 and stop - starts[-1] == 1:
         starts.pop()  # a last batch of one would break batch norm in training: it joins the one before
     for start, end in zip(starts, [*starts[1:], stop]):
         if order is None:
