@@ -5,6 +5,8 @@ code cells run here under ``UNLEARN_PROFILE=gpu`` on a tiny fake CIFAR-10 writte
 format, with the profile's sizes and epochs shrunk by ``UNLEARN_OVERRIDES``, on the CPU. The cells tagged
 ``claim`` (the assertion cells) are left out in this test only: random pixels teach nothing, so the
 claims cannot hold; what is checked is that shapes, channels, augmentation and the network never crash.
+It takes about seven minutes on two cores, so ``make test`` leaves it out (marker ``gpu_path``) and
+``make test-gpu-path`` runs it; CI runs both.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def fake_cifar_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.gpu_path
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_every_code_cell_runs_under_the_gpu_profile(path, fake_cifar_root, monkeypatch):
     notebook = nbformat.read(path, as_version=4)
