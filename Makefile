@@ -4,6 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BUILD  := build
+# Tests run in JOBS processes (pytest-xdist; a notebook stays in one), one thread each: on small models that
+# uses the cores better than one process with several threads. The checkpoint cache's locks make sharing safe.
+JOBS     ?= auto
+PARALLEL := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 .PHONY: help setup course readme test test-gpu-path lint lab colab slides bench clean
 
@@ -35,10 +39,10 @@ lint: $(STAMP)
 test: $(STAMP)
 	@UNLEARN_PROFILE=smoke $(BIN)/python -m unlearnlib.session
 	@$(MAKE) --no-print-directory lint
-	UNLEARN_PROFILE=smoke $(BIN)/python -m pytest -m "not gpu_path"
+	UNLEARN_PROFILE=smoke $(PARALLEL) $(BIN)/python -m pytest -m "not gpu_path" -n $(JOBS) --dist loadscope
 
 test-gpu-path: $(STAMP)
-	$(BIN)/python -m pytest -m gpu_path tests/test_gpu_path.py
+	$(PARALLEL) $(BIN)/python -m pytest -m gpu_path tests/test_gpu_path.py -n $(JOBS) --dist load
 
 # Runs every notebook even when one fails; ends with a table and a non-zero exit status if one failed.
 course: $(STAMP)
