@@ -9,14 +9,15 @@ BUILD  := build
 JOBS     ?= auto
 PARALLEL := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: help setup course readme test test-gpu-path lint lab colab slides bench clean
+.PHONY: help setup course readme test test-gpu-path test-digits lint lab colab slides bench clean
 
 help:
 	@echo "make course   run every notebook (default profile) -> $(BUILD)/notebooks, $(BUILD)/results.md"
 	@echo "              a subset: make course ONLY=03,05; another profile: UNLEARN_PROFILE=smoke make course"
 	@echo "make readme   write the run times of $(BUILD)/results.json into README.md's table, its results into RESULTS.md"
 	@echo "make test     lint, unit tests, and every notebook under UNLEARN_PROFILE=smoke (nbval)"
-	@echo "make test-gpu-path  every notebook's code under the gpu profile on a fake CIFAR-10 (CPU, ~7 min)"
+	@echo "make test-gpu-path  every notebook's code under the gpu profile on a fake CIFAR-10 (CPU, minutes)"
+	@echo "make test-digits    every notebook and its claims on the offline fallback, scikit-learn's digits"
 	@echo "make lab      JupyterLab on the notebooks (prints the URL to open)"
 	@echo "make colab    rewrite the Colab badges and set-up blocks from pyproject.toml's URL and ref"
 	@echo "make slides   reveal.js decks of the executed notebooks -> $(BUILD)/slides (offline-ready)"
@@ -43,6 +44,9 @@ test: $(STAMP)
 
 test-gpu-path: $(STAMP)
 	$(PARALLEL) $(BIN)/python -m pytest -m gpu_path tests/test_gpu_path.py -n $(JOBS) --dist load
+
+test-digits: $(STAMP)
+	UNLEARN_PROFILE=smoke UNLEARN_DATASET=digits $(PARALLEL) $(BIN)/python -m pytest notebooks -n $(JOBS) --dist loadscope
 
 # Runs every notebook even when one fails; ends with a table and a non-zero exit status if one failed.
 course: $(STAMP)

@@ -1,9 +1,9 @@
 import dataclasses
-import multiprocessing
 import os
 import pickle
 import stat
-import time
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -260,31 +260,45 @@ def test_training_needs_a_writable_checkpoint_folder_before_it_starts(digits, is
         get_or_train(TINY, digits, SMALL, directory=blocker / "checkpoints", progress=False)
 
 
-def _train_in_a_process(digits, both_ready, results, name):
-    torch.set_num_threads(1)
-    real_fit = checkpoints.fit
+CHILD = """
+import sys, time
+from pathlib import Path
+import torch
+from unlearnlib import checkpoints
+from unlearnlib.data import load
+from unlearnlib.train import TrainConfig
 
-    def slow_fit(*args, **kwargs):
-        time.sleep(1.0)  # long enough for the other process to ask for the same model meanwhile
-        return real_fit(*args, **kwargs)
+torch.set_num_threads(1)
+name, root = sys.argv[1], Path(sys.argv[2])
+real_fit = checkpoints.fit
 
-    checkpoints.fit = slow_fit
-    config = TrainConfig(dataset="digits", arch="resnet9", width=4, epochs=1, batch_size=64, lr=0.05)
-    both_ready.wait(timeout=60)
-    trained = get_or_train(config, digits, torch.arange(100), progress=False)
-    results.put((name, "cached" if trained.from_cache else "trained"))
+def slow_fit(*args, **kwargs):
+    time.sleep(1.0)  # long enough for the other process to ask for the same model meanwhile
+    return real_fit(*args, **kwargs)
+
+checkpoints.fit = slow_fit
+digits = load("digits", device="cpu")
+config = TrainConfig(dataset="digits", arch="resnet9", width=4, epochs=1, batch_size=64, lr=0.05)
+(root / f"ready-{name}").touch()
+deadline = time.monotonic() + 60
+while len(list(root.glob("ready-*"))) < 2 and time.monotonic() < deadline:
+    time.sleep(0.02)
+trained = checkpoints.get_or_train(config, digits, torch.arange(100), progress=False)
+print("cached" if trained.from_cache else "trained")
+"""
 
 
-def test_two_processes_asking_for_one_model_train_it_once(digits, isolated_root):
-    context = multiprocessing.get_context("fork")  # the children share this process's imports and data
-    both_ready, results = context.Barrier(2), context.Queue()
-    processes = [context.Process(target=_train_in_a_process, args=(digits, both_ready, results, name)) for name in "ab"]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-    assert [p.exitcode for p in processes] == [0, 0]
-    outcomes = sorted(results.get(timeout=5)[1] for _ in processes)
+def test_two_processes_asking_for_one_model_train_it_once(isolated_root):
+    # Separate interpreters (not fork: forking a process that runs torch's threads is unsafe), started together.
+    env = os.environ | {"UNLEARN_ROOT": str(isolated_root), "OMP_NUM_THREADS": "1"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, name, str(isolated_root)], stdout=subprocess.PIPE, text=True, env=env
+        )
+        for name in "ab"
+    ]
+    outcomes = sorted(process.communicate(timeout=180)[0].strip() for process in processes)
+    assert [p.returncode for p in processes] == [0, 0]
     assert outcomes == ["cached", "trained"], "one process trained, the other waited for it and loaded its model"
     assert len(list((isolated_root / "checkpoints").glob("*.pt"))) == 1
 
