@@ -80,6 +80,16 @@ def test_normalise_gives_zero_mean_unit_std_per_channel(digits):
     assert torch.allclose(x.std((0, 2, 3)), torch.ones(1), atol=1e-5)
 
 
+def test_normalised_batches_have_row_major_strides_whatever_the_storage():
+    """A one-channel view of channels-last storage has odd strides; PyTorch's one-thread CPU backward corrupts
+    memory on them, so normalise always returns row-major NCHW strides."""
+    stored = torch.randint(0, 256, (6, 8, 8, 1), dtype=torch.uint8).permute(0, 3, 1, 2)
+    assert stored.stride() != (64, 64, 8, 1)
+    x = normalise(stored, torch.zeros(1), torch.ones(1))
+    assert x.stride() == (64, 64, 8, 1)
+    assert torch.allclose(x, stored.float() / 255)
+
+
 def _stats(split):
     return dict(mean=torch.zeros(split.images.shape[1]), std=torch.ones(split.images.shape[1]) / 255)
 

@@ -85,10 +85,15 @@ def augment(images: torch.Tensor, augmentation: Augmentation, generator: torch.G
 
 
 def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 images to float32: divided by 255, then standardised per channel with ``mean`` and ``std``."""
+    """uint8 images to float32: divided by 255, then standardised per channel with ``mean`` and ``std``.
+
+    The result has the standard (row-major NCHW) strides whatever the layout of ``images``: with one
+    channel, a view of channels-last storage counts as contiguous but keeps odd strides, and PyTorch's
+    CPU convolution backward corrupts memory on such a batch when it runs on one thread.
+    """
     scale = 255 * std.to(images.device)[:, None, None]
     shift = 255 * mean.to(images.device)[:, None, None]
-    return images.float().sub_(shift).div_(scale)
+    return images.to(torch.float32, memory_format=torch.contiguous_format).sub_(shift).div_(scale)
 
 
 def batches(
