@@ -289,7 +289,7 @@ print("cached" if trained.from_cache else "trained")
 
 
 def test_two_processes_asking_for_one_model_train_it_once(isolated_root):
-    # Separate interpreters (not fork: forking a process that runs torch's threads is unsafe), started together.
+    # Two separate interpreters, as two users' jobs sharing a cache would be, started together.
     env = os.environ | {"UNLEARN_ROOT": str(isolated_root), "OMP_NUM_THREADS": "1"}
     processes = [
         subprocess.Popen(
