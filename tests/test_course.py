@@ -237,3 +237,42 @@ def test_the_real_readme_has_a_run_time_row_for_every_notebook():
     results = _results("gpu", **dict.fromkeys(names, 60.0))
     text = readme.update_run_times((root / "README.md").read_text(), results)
     assert text.count("| 60 s |") == len(names)
+
+
+def test_notebook_run_times_come_from_the_readme_table():
+    text = readme.update_run_times(README, _results("cpu", **{"01_data": 431.6}))
+    assert readme.table_run_times(text) == {
+        "01": {"smoke": "12 s", "cpu": "7 min 12 s"},
+        "02": {"smoke": "15 s", "cpu": "not measured"},
+    }
+    cell = "# 01 · Data\n\nWhat you learn.\n\n**Run time** (by hand): smoke 9 s;\ncpu 3 min.\n\nMore text."
+    rewritten = readme.with_run_time(cell, readme.table_run_times(text)["01"])
+    assert rewritten.startswith("# 01 · Data\n\nWhat you learn.\n\n**Run time**, measured by `make course`")
+    assert rewritten.endswith("smoke profile 12 s; cpu profile 7 min 12 s.\n\nMore text.")
+    assert "by hand" not in rewritten and readme.with_run_time(rewritten, {"cpu": "7 min 12 s"}) != rewritten
+    with pytest.raises(ValueError, match="0 paragraphs start with"):
+        readme.with_run_time("# 01 · Data\n\nno run time here", {"cpu": "1 s"})
+
+
+def test_readme_command_rewrites_each_notebooks_run_time(tmp_path, capsys):
+    (tmp_path / "README.md").write_text(README)
+    (tmp_path / "notebooks").mkdir()
+    for name in ("01_data", "02_train"):
+        _notebook(tmp_path / "notebooks" / f"{name}.ipynb", "pass")
+        notebook = nbformat.read(tmp_path / "notebooks" / f"{name}.ipynb", as_version=4)
+        notebook.cells[0].source += "\n\n**Run time**: not measured yet."
+        nbformat.write(notebook, tmp_path / "notebooks" / f"{name}.ipynb")
+    (tmp_path / "results.json").write_text(json.dumps(_results("cpu", **{"02_train": 75.0})))
+    course.main(["--readme", str(tmp_path / "results.json"), "--readme-file", str(tmp_path / "README.md")])
+    assert "run-time paragraphs of 2 notebooks rewritten" in capsys.readouterr().out
+    first = nbformat.read(tmp_path / "notebooks" / "02_train.ipynb", as_version=4).cells[0].source
+    assert first.startswith("# 02_train\n\n**Run time**, measured") and "cpu profile 75 s." in first
+    other = nbformat.read(tmp_path / "notebooks" / "01_data.ipynb", as_version=4).cells[0].source
+    assert "smoke profile 12 s; cpu profile 14 min (by hand)." in other
+
+
+def test_every_real_notebook_has_one_run_time_paragraph():
+    root = Path(__file__).resolve().parent.parent
+    for path in course.notebooks(root / "notebooks"):
+        first = nbformat.read(path, as_version=4).cells[0].source
+        readme.with_run_time(first, {"cpu": "1 s"})

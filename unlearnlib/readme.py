@@ -7,6 +7,8 @@ are named after the profiles (``smoke``, ``cpu``, ``gpu``); the run-time cell
 of each notebook's row, in the column of the results' profile, and that
 profile's line under the table (date, machine, dataset, command) are rewritten.
 Every other cell, and everything outside the markers, is left as written.
+Each notebook's "**Run time**" paragraph, in its first cell, is then rewritten
+from its row of the table, so the notebook and the README say the same.
 
 RESULTS.md holds one section per profile, between marker comments of its own:
 the run (date, machine, command), the notebooks' outcomes and the figures they
@@ -19,11 +21,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import textwrap
 from pathlib import Path
 
 BEGIN = "<!-- run-times: begin"
 END = "<!-- run-times: end -->"
 NOT_MEASURED = "not measured"
+RUN_TIME = "**Run time**"
 
 
 def format_seconds(seconds: float) -> str:
@@ -114,6 +118,58 @@ def update_run_times(text: str, results: dict) -> str:
     return head + "\n".join(lines) + tail
 
 
+def table_run_times(text: str) -> dict[str, dict[str, str]]:
+    """The run times in a README's notebook table: notebook number -> {profile: run time}."""
+    from .config import PROFILES
+
+    block = text[text.index(BEGIN) : text.index(END)]
+    rows = [_cells(line) for line in block.split("\n") if line.lstrip().startswith("|")]
+    header = rows[0]
+    columns = [i for i, name in enumerate(header) if name in PROFILES]
+    return {cells[0]: {header[i]: cells[i] for i in columns} for cells in rows[2:]}
+
+
+def run_time_paragraph(times: dict[str, str]) -> str:
+    """A notebook's run-time paragraph, from its row of the README's table."""
+    listed = "; ".join(f"{profile} profile {time}" for profile, time in times.items())
+    text = (
+        f"{RUN_TIME}, measured by `make course` with every notebook after the ones before it, whose models it "
+        f"reuses (the machines are named in the README): {listed}."
+    )
+    return textwrap.fill(text, width=110, break_long_words=False, break_on_hyphens=False)
+
+
+def with_run_time(text: str, times: dict[str, str]) -> str:
+    """``text`` (a notebook's first cell) with its one paragraph that starts with **Run time** rewritten."""
+    paragraphs = text.split("\n\n")
+    found = [i for i, paragraph in enumerate(paragraphs) if paragraph.startswith(RUN_TIME)]
+    if len(found) != 1:
+        raise ValueError(f"{len(found)} paragraphs start with {RUN_TIME}, not one")
+    paragraphs[found[0]] = run_time_paragraph(times)
+    return "\n\n".join(paragraphs)
+
+
+def update_notebook_run_times(folder: Path, readme_text: str) -> list[str]:
+    """Rewrite the run-time paragraph of every notebook in ``folder`` from the README's table; return the changed."""
+    import nbformat
+
+    times = table_run_times(readme_text)
+    changed = []
+    for path in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb")):
+        if path.name[:2] not in times:
+            raise ValueError(f"notebook {path.name} has no row in the README's table: add one by hand")
+        notebook = nbformat.read(path, as_version=4)
+        first = notebook.cells[0]
+        try:
+            first.source = with_run_time(first.source, times[path.name[:2]])
+        except ValueError as err:
+            raise ValueError(f"{path.name}, first cell: {err}") from None
+        if first.source != nbformat.read(path, as_version=4).cells[0].source:
+            nbformat.write(notebook, path)
+            changed.append(path.stem)
+    return changed
+
+
 RESULTS_HEADER = """# Measured results
 
 Generated from course runs by `python -m unlearnlib.course --readme build/results.json` (`make readme`):
@@ -150,7 +206,8 @@ def _write(path: Path, text: str) -> None:
 
 
 def update_readme(readme: Path, results_path: Path) -> str:
-    """Write the run times of ``results_path`` into ``readme`` and all its results into RESULTS.md beside it.
+    """Write the run times of ``results_path`` into ``readme`` and into the notebooks beside it (their first
+    cells), and all its results into RESULTS.md beside it.
 
     Returns what was done, in words.
     """
@@ -167,11 +224,14 @@ def update_readme(readme: Path, results_path: Path) -> str:
     updated = update_run_times(text, results)
     _write(readme, updated)
     changed = "updated" if updated != text else "already up to date"
+    folder = Path(readme).with_name("notebooks")
+    notebooks_changed = update_notebook_run_times(folder, updated) if folder.is_dir() else []
     leaderboard_path = Path(results_path).with_name("leaderboard.md")
     leaderboard = leaderboard_path.read_text() if leaderboard_path.is_file() else None
     results_md = Path(readme).with_name("RESULTS.md")
     _write(results_md, update_results(results_md.read_text() if results_md.is_file() else "", results, leaderboard))
     return (
         f"{readme}: run times of {len(notebooks)} notebooks under the {profile} profile {changed}; "
+        f"run-time paragraphs of {len(notebooks_changed)} notebooks rewritten; "
         f"{results_md}: the {profile} section rewritten"
     )
