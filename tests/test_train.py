@@ -115,6 +115,65 @@ def test_other_optimizers_and_schedules_run(digits, schedule):
     assert np.isfinite(history.train_loss[0])
 
 
+def _step_sizes(steps: int, **options) -> list[float]:
+    """The learning rate of each of ``steps`` plain SGD steps on the loss w: each step moves w by -lr_t."""
+    weight = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+    optimiser = Optimiser([weight], torch.device("cpu"), steps=steps, momentum=0.0, weight_decay=0.0, **options)
+    sizes = []
+    for _ in range(steps):
+        before = weight.item()
+        optimiser.step(weight * 1.0)
+        sizes.append(before - weight.item())
+    return sizes
+
+
+def test_each_schedule_gives_its_learning_rate_at_every_step():
+    """Known answers: constant; cosine, lr (1 + cos(pi t / T)) / 2; one-cycle, a linear warm-up from lr / 25 to
+    lr over the first quarter of the steps, then a linear fall to lr / 25 / 10^4 at the last step."""
+    lr, steps = 0.4, 8
+    assert _step_sizes(steps, lr=lr, schedule="constant") == pytest.approx([lr] * steps, rel=1e-5)
+    cosine = [lr * (1 + np.cos(np.pi * t / steps)) / 2 for t in range(steps)]
+    assert _step_sizes(steps, lr=lr, schedule="cosine") == pytest.approx(cosine, rel=1e-5)
+    start, end, peak = lr / 25, lr / 25 / 1e4, steps // 4 - 1
+    one_cycle = [
+        start + (lr - start) * t / peak if t <= peak else lr + (end - lr) * (t - peak) / (steps - 1 - peak)
+        for t in range(steps)
+    ]
+    assert _step_sizes(steps, lr=lr, schedule="onecycle") == pytest.approx(one_cycle, rel=1e-5)
+
+
+def test_adam_steps_by_the_learning_rate_in_each_coordinate_sgd_by_the_gradient():
+    """Known answer: Adam's first step is lr * m / sqrt(v) = lr * sign(g) (bias-corrected, eps aside); SGD's, lr * g."""
+    gradient = torch.tensor([1.0, -2.0, 0.5, 3.0])
+    moves = {}
+    for optimizer in ("sgd", "adam"):
+        weights = torch.nn.Parameter(torch.zeros(4))
+        optimiser = Optimiser(
+            [weights], torch.device("cpu"), steps=1, lr=0.01, momentum=0.0, weight_decay=0.0, optimizer=optimizer
+        )
+        optimiser.step((gradient * weights).sum())
+        moves[optimizer] = -weights.detach()
+    assert torch.allclose(moves["sgd"], 0.01 * gradient)
+    assert torch.allclose(moves["adam"], 0.01 * gradient.sign(), rtol=1e-5)
+
+
+def test_training_uses_the_configs_optimizer_and_schedule(digits, monkeypatch):
+    from unlearnlib import train
+
+    seen = []
+
+    class Recording(Optimiser):
+        def __init__(self, *args, **kwargs):
+            seen.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(train, "Optimiser", Recording)
+    config = dataclasses.replace(QUICK, epochs=1, optimizer="adam", lr=1e-3, schedule="cosine", momentum=0.5)
+    fit(new_model(config, digits), digits, config, torch.arange(128), progress=False)
+    assert seen[0]["optimizer"] == "adam" and seen[0]["schedule"] == "cosine"
+    assert seen[0]["lr"] == 1e-3 and seen[0]["momentum"] == 0.5 and seen[0]["weight_decay"] == config.weight_decay
+
+
 @pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6])
 def test_unit_gradient_steps_move_the_weights_by_the_learning_rate_whatever_the_gradient(scale):
     weights = torch.nn.Parameter(torch.zeros(4))
