@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -57,6 +59,48 @@ def test_rotation_by_zero_degrees_is_the_identity_and_rotation_keeps_the_centre(
     assert (rotated[:, 0, 4, 4] > 100).all(), "the centre pixel stays where it is"
     uniform = torch.full((4, 3, 8, 8), 90, dtype=torch.uint8)
     assert (random_rotate(uniform, 10, _generator())[:, :, 3:5, 3:5] == 90).all()
+
+
+def test_rotation_turns_each_image_by_its_own_drawn_angle():
+    """Known answer: a bright pixel 6 px right of the centre lands at 6 px from the centre, at the angle drawn for
+    its image (u ~ U[0, 1) from the same seed, angle (2u - 1) * degrees; the image's y axis points down, so a
+    positive angle turns it clockwise on screen)."""
+    n, size, radius, degrees = 12, 21, 6, 45
+    images = torch.zeros(n, 1, size, size, dtype=torch.uint8)
+    images[:, 0, size // 2, size // 2 + radius] = 255
+    rotated = random_rotate(images, degrees, _generator(3)).float()[:, 0]
+    angles = (2 * torch.rand(n, generator=_generator(3)) - 1) * math.radians(degrees)
+    ys, xs = torch.meshgrid(torch.arange(size) - size // 2, torch.arange(size) - size // 2, indexing="ij")
+    weight = rotated.sum((1, 2))
+    centroid_x = (rotated * xs).sum((1, 2)) / weight
+    centroid_y = (rotated * ys).sum((1, 2)) / weight
+    assert torch.allclose(centroid_x, radius * angles.cos(), atol=0.5), (centroid_x, radius * angles.cos())
+    assert torch.allclose(centroid_y, -radius * angles.sin(), atol=0.5), (centroid_y, -radius * angles.sin())
+    assert angles.abs().max() > math.radians(20), "the draw covers large angles, so doing nothing cannot pass"
+
+
+def test_augment_is_rotate_then_crop_then_flip_with_one_generator(tiny_split):
+    """Each configured step takes effect, in order; leaving one out changes the result."""
+    images = tiny_split.images
+    every = Augmentation(crop_padding=2, flip=True, rotate_degrees=30)
+    generator = _generator(5)
+    expected = random_flip(random_crop(random_rotate(images, 30, generator), 2, generator), generator)
+    assert torch.equal(augment(images, every, _generator(5)), expected)
+    for step in ({"crop_padding": 0}, {"flip": False}, {"rotate_degrees": 0.0}):
+        fewer = Augmentation(**{**vars(every), **step})
+        assert not torch.equal(augment(images, fewer, _generator(5)), expected), f"{step} changes nothing"
+
+
+def test_batches_augment_when_asked_and_only_then(tiny_split):
+    stats = _stats(tiny_split)
+    plain = torch.cat([x for x, _ in batches(tiny_split, 4, **stats)])
+    assert torch.equal(plain, tiny_split.images.float())
+    flips = torch.cat(
+        [x for x, _ in batches(tiny_split, 4, augmentation=Augmentation(flip=True), generator=_generator(2), **stats)]
+    )
+    mirrored = (flips == tiny_split.images.flip(-1).float()).flatten(1).all(1)
+    kept = (flips == tiny_split.images.float()).flatten(1).all(1)
+    assert (mirrored | kept).all() and (mirrored & ~kept).any() and (kept & ~mirrored).any()
 
 
 def test_augment_applies_the_configured_steps_on_the_images_device(tiny_split):
