@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pytest
@@ -108,7 +109,7 @@ def test_retrain_is_the_cached_model_trained_on_the_retain_set(digits):
     original = get_or_train(config, digits, progress=False)
     result = unlearn.retrain(original, request, digits, progress=False)
     cached = get_or_train(config, digits, request.retain, progress=False)
-    assert not cached.from_cache or cached.path.exists()
+    assert cached.from_cache and cached.path.exists(), "retrain trained and stored the model that is looked up here"
     assert all(torch.equal(a, b) for a, b in zip(result.state_dict().values(), cached.model.state_dict().values()))
     with pytest.raises(ValueError, match="needs the training config"):
         unlearn.retrain(original.model, request, digits)
@@ -122,6 +123,24 @@ def test_eu_k_redraws_exactly_the_last_k_blocks_and_cf_k_moves_only_them(noisy):
         for (name, before), (_, after) in zip(blocks(original), blocks(result)):
             same = all(torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
             assert same == (name not in parts[-2:]), (method.__name__, name)
+
+
+def test_eu_k_discards_the_last_blocks_weights_and_cf_k_starts_from_them(noisy):
+    """EU-k re-draws its last k blocks, so what they held cannot matter: scrambling them first gives the same
+    result, weight for weight. CF-k fine-tunes them from where they are, so scrambling changes its result."""
+    data, request, original, _ = noisy
+    scrambled = copy.deepcopy(original)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for _, block in blocks(scrambled)[-2:]:
+            for tensor in [*block.parameters(), *block.buffers()]:
+                if tensor.is_floating_point():
+                    tensor.add_(torch.randn(tensor.shape, generator=generator).abs())
+    for method, discards in ((unlearn.eu_k, True), (unlearn.cf_k, False)):
+        results = [method(model, request, data, k=2, epochs=1, **FAST) for model in (original, scrambled)]
+        states = [result.state_dict() for result in results]
+        same = all(torch.equal(states[0][key], states[1][key]) for key in states[0])
+        assert same == discards, method.__name__
 
 
 def test_the_pull_keeps_fine_tuning_closer_to_the_original(noisy):
