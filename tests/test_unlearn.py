@@ -76,15 +76,37 @@ def test_a_method_leaves_its_input_alone_and_returns_the_same_architecture(name,
     assert any(not torch.equal(before[key], after[key]) for key in before), "the method changed nothing"
 
 
-@pytest.mark.parametrize("name", [m.name for m in unlearn.methods("random") if m.name != "retrain"])
-def test_on_a_random_forget_set_a_method_moves_forget_accuracy_toward_retraining(name, noisy):
+CLOSES = {
+    "eu_k": 0.5,
+    "influence": 0.2,
+    "finetune": 0.5,
+    "cf_k": 0.1,
+    "finetune_l2": 0.4,
+    "adversarial": 0.08,
+    "bad_teaching": 0.2,
+}
+"""The least share of the forget-accuracy gap (original minus retrained) each method closes at its defaults here.
+
+About half of what each closed when measured (one thread): EU-k 0.96, influence 0.39, fine-tune 0.98,
+CF-k 0.22, fine-tune with the L2 pull 0.80, adversarial 0.17, Bad Teaching 0.46. On this task the gap is
+0.68 (0.91 to 0.24) over 80 forget images, so the smallest bound, 0.08, still asks for 4 or more of them to move.
+"""
+
+
+def test_every_random_method_has_a_measured_bound():
+    assert set(CLOSES) == {m.name for m in unlearn.methods("random")} - {"retrain"}
+
+
+@pytest.mark.parametrize("name", sorted(CLOSES))
+def test_on_a_random_forget_set_a_method_closes_its_share_of_the_gap_to_retraining(name, noisy):
     data, request, original, retrained = noisy
     result = unlearn.get(name)(original, request, data, **FAST)
     fa_original, fa_retrained = accuracy(original, data, request.forget), accuracy(retrained, data, request.forget)
     fa = accuracy(result, data, request.forget)
-    assert fa_original - fa_retrained > 0.1, "the task must leave something to forget"
-    assert abs(fa - fa_retrained) < abs(fa_original - fa_retrained), (fa_original, fa, fa_retrained)
-    assert accuracy(result, data, request.retain) > accuracy(original, data, request.retain) - 0.1
+    assert fa_original - fa_retrained > 0.5, "the task must leave something to forget"
+    closed = (fa_original - fa) / (fa_original - fa_retrained)
+    assert CLOSES[name] < closed < 1.3, f"{name} closed {closed:.2f} of the forget-accuracy gap"
+    assert accuracy(result, data, request.retain) > accuracy(original, data, request.retain) - 0.02
 
 
 @pytest.mark.parametrize("name", ["pbu", "bad_teaching", "unsir"])
