@@ -109,20 +109,23 @@ def test_on_a_random_forget_set_a_method_closes_its_share_of_the_gap_to_retraini
     assert accuracy(result, data, request.retain) > accuracy(original, data, request.retain) - 0.02
 
 
-@pytest.mark.parametrize("name", ["pbu", "bad_teaching", "unsir"])
-def test_class_methods_forget_the_class_and_keep_the_others(name, clean):
-    """Forget accuracy near zero.
+NEAR_ZERO = {"pbu": (0.08, 0.2), "bad_teaching": (0.08, 0.1), "unsir": (0.05, 0.07)}
+"""Per class method, the most accuracy it may leave on the forget set (41 images) and on the class's test images
+(31). Measured (one thread): PBU 0.024 and 0.129, Bad Teaching 0.024 and 0.032, UNSIR 0 and 0; the original
+scores 1.0 and 0.935, so a method that does nothing fails by far."""
 
-    Bad Teaching's random teacher leaves it near chance (1/K = 0.1) rather than at 0, so the bounds are
-    0.15 on the forget set and 0.2 on the class's 30 or so test images (a standard error of about 0.055).
-    """
+
+@pytest.mark.parametrize("name", sorted(NEAR_ZERO))
+def test_class_methods_forget_the_class_and_keep_the_others(name, clean):
     data, request, original = clean
     result = unlearn.get(name)(original, request, data, **FAST)
-    assert accuracy(result, data, request.forget) <= 0.15
+    on_forget, on_class_tests = NEAR_ZERO[name]
+    assert accuracy(result, data, request.forget) <= on_forget
     others = torch.arange(data.info.num_classes) != request.target_class
     before, after = per_class(original, data), per_class(result, data)
-    assert after[request.target_class] <= 0.2
+    assert after[request.target_class] <= on_class_tests
     assert after[others].mean() > before[others].mean() - 0.05, (before[others].mean(), after[others].mean())
+    assert after[others].min() > 0.7, f"no other class is wrecked (measured at least 0.83): {after[others].min()}"
 
 
 def test_retrain_is_the_cached_model_trained_on_the_retain_set(digits):
