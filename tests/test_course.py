@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -276,3 +277,13 @@ def test_every_real_notebook_has_one_run_time_paragraph():
     for path in course.notebooks(root / "notebooks"):
         first = nbformat.read(path, as_version=4).cells[0].source
         readme.with_run_time(first, {"cpu": "1 s"})
+
+
+@pytest.mark.skipif(os.name != "posix", reason="Unix sockets are for Unix")
+def test_a_notebook_runs_over_unix_sockets_without_a_network_warning(tmp_path, capfd):
+    _notebook(tmp_path / "01_a.ipynb", "print('ran')")
+    (tmp_path / "out").mkdir()
+    outcome = course.execute(tmp_path / "01_a.ipynb", tmp_path / "out", dict(os.environ), 120)
+    assert outcome.status == course.PASSED
+    assert "over TCP" not in capfd.readouterr().err, "the kernel was reached over a network port"
+    assert not list(tmp_path.glob("kernel*")) and not list(Path.cwd().glob("kernel-ipc*")), "no socket files left"

@@ -25,6 +25,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -159,20 +160,35 @@ def execute(path: Path, executed: Path, env: dict[str, str], timeout: int) -> Ou
     from nbclient import NotebookClient
 
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    )
     start = time.perf_counter()
     status, claim, cell, count = PASSED, None, None, None
-    try:
-        client.execute(env=env)
-    except Exception as error:  # any failure of one notebook is reported, and the run goes on
-        status = FAILED
-        claim, cell, count = _failure(notebook, error, timeout)
-    finally:
-        seconds = time.perf_counter() - start
-        nbformat.write(notebook, executed / path.name)
+    with tempfile.TemporaryDirectory(prefix="unlearn-kernel-") as sockets:
+        client = NotebookClient(
+            notebook,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+            config=_local_kernel(Path(sockets)),
+        )
+        try:
+            client.execute(env=env)
+        except Exception as error:  # any failure of one notebook is reported, and the run goes on
+            status = FAILED
+            claim, cell, count = _failure(notebook, error, timeout)
+        finally:
+            seconds = time.perf_counter() - start
+            nbformat.write(notebook, executed / path.name)
     return Outcome(path.stem, status, round(seconds, 1), claim, cell, count)
+
+
+def _local_kernel(sockets: Path):
+    """Kernel settings: on Unix, talk to the kernel over Unix sockets in ``sockets`` rather than over TCP, so the
+    kernel has no network port and prints no warning about one; elsewhere, the default (TCP on localhost)."""
+    from traitlets.config import Config
+
+    if os.name != "posix":
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}})
 
 
 def _cell(text: str) -> str:
