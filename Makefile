@@ -15,8 +15,8 @@ help:
 	@echo "make course   run every notebook (default profile) -> $(BUILD)/notebooks, $(BUILD)/results.md"
 	@echo "              a subset: make course ONLY=03,05; another profile: UNLEARN_PROFILE=smoke make course"
 	@echo "make readme   write the run times of $(BUILD)/results.json into README.md's table, its results into RESULTS.md"
-	@echo "make test     lint, unit tests, and every notebook under UNLEARN_PROFILE=smoke (nbval)"
-	@echo "make test-gpu-path  every notebook's code under the gpu profile on a fake CIFAR-10 (CPU, minutes)"
+	@echo "make test     lint, unit tests, every notebook under UNLEARN_PROFILE=smoke (nbval) and the gpu-path test"
+	@echo "make test-gpu-path  only every notebook's code under the gpu profile on a fake CIFAR-10 (CPU, minutes)"
 	@echo "make test-digits    every notebook and its claims on the offline fallback, scikit-learn's digits"
 	@echo "make lab      JupyterLab on the notebooks (prints the URL to open)"
 	@echo "make colab    rewrite the Colab badges and set-up blocks from pyproject.toml's URL and ref"
@@ -40,10 +40,10 @@ lint: $(STAMP)
 test: $(STAMP)
 	@UNLEARN_PROFILE=smoke $(BIN)/python -m unlearnlib.session
 	@$(MAKE) --no-print-directory lint
-	UNLEARN_PROFILE=smoke $(PARALLEL) $(BIN)/python -m pytest -m "not gpu_path" -n $(JOBS) --dist loadscope
+	UNLEARN_PROFILE=smoke $(PARALLEL) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
 
 test-gpu-path: $(STAMP)
-	$(PARALLEL) $(BIN)/python -m pytest -m gpu_path tests/test_gpu_path.py -n $(JOBS) --dist load
+	$(PARALLEL) $(BIN)/python -m pytest -m gpu_path tests/test_gpu_path.py -n $(JOBS) --dist loadscope
 
 test-digits: $(STAMP)
 	UNLEARN_PROFILE=smoke UNLEARN_DATASET=digits $(PARALLEL) $(BIN)/python -m pytest notebooks -n $(JOBS) --dist loadscope

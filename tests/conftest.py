@@ -14,6 +14,23 @@ import torch
 from unlearnlib import data as data_module
 
 
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``--dist loadscope``, each notebook of the gpu-path test is a scope of its own.
+
+    Loadscope keeps a module's tests (and a notebook's nbval cells) in one process, which would put the
+    gpu-path test's ten notebooks, minutes of work, in one process after another.
+    """
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class NotebookScopes(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if nodeid.startswith("tests/test_gpu_path.py::") else super()._split_scope(nodeid)
+
+    return NotebookScopes(config, log)
+
+
 @pytest.fixture(autouse=True)
 def isolated_root(tmp_path, monkeypatch):
     """Every test gets its own course root (data/, checkpoints/, build/) and no profile from outside."""
@@ -28,25 +45,34 @@ def digits() -> data_module.ImageData:
     return data_module.load("digits", device="cpu")
 
 
-def write_fake_cifar(root: Path, n_per_batch: int = 6, n_test: int = 8, classes: int = 10) -> dict:
-    """A tiny CIFAR-10 in torchvision's on-disk layout (pickled batches); returns what was written."""
+def write_fake_cifar(
+    root: Path, n_per_batch: int = 6, n_test: int = 8, classes: int = 10, names: list[str] | None = None
+) -> dict:
+    """A tiny CIFAR-10 in torchvision's on-disk layout (pickled batches); returns what was written.
+
+    Random pixels; random labels, or with ``names`` (the class names), labels balanced in every batch.
+    """
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
+
+    def labels(count: int) -> list[int]:
+        return (rng.permutation(np.arange(count) % classes) if names else rng.integers(0, classes, count)).tolist()
+
     written = {"train_x": [], "train_y": []}
     for i in range(1, 6):
         x = rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8)
-        y = rng.integers(0, classes, n_per_batch).tolist()
+        y = labels(n_per_batch)
         with open(folder / f"data_batch_{i}", "wb") as fh:
             pickle.dump({"batch_label": f"training batch {i} of 5", "labels": y, "data": x}, fh)
         written["train_x"].append(x)
         written["train_y"] += y
     x = rng.integers(0, 256, (n_test, 3072), dtype=np.uint8)
-    y = rng.integers(0, classes, n_test).tolist()
+    y = labels(n_test)
     with open(folder / "test_batch", "wb") as fh:
         pickle.dump({"batch_label": "testing batch 1 of 1", "labels": y, "data": x}, fh)
     with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({"label_names": [f"c{i}" for i in range(classes)], "num_vis": 3072}, fh)
+        pickle.dump({"label_names": names or [f"c{i}" for i in range(classes)], "num_vis": 3072}, fh)
     written["train_x"] = np.concatenate(written["train_x"]).reshape(-1, 3, 32, 32)
     written["test_x"], written["test_y"] = x.reshape(-1, 3, 32, 32), y
     return written

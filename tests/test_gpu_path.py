@@ -5,19 +5,18 @@ code cells run here under ``UNLEARN_PROFILE=gpu`` on a tiny fake CIFAR-10 writte
 format, with the profile's sizes and epochs shrunk by ``UNLEARN_OVERRIDES``, on the CPU. The cells tagged
 ``claim`` (the assertion cells) are left out in this test only: random pixels teach nothing, so the
 claims cannot hold; what is checked is that shapes, channels, augmentation and the network never crash.
-It takes about seven minutes on two cores, so ``make test`` leaves it out (marker ``gpu_path``) and
-``make test-gpu-path`` runs it; CI runs both.
+``make test`` runs it with the rest, one notebook per process; ``make test-gpu-path`` runs it alone (marker
+``gpu_path``).
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
+from conftest import write_fake_cifar
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,23 +28,9 @@ SHRUNK = "epochs=1,width=4,batch_size=32"
 
 @pytest.fixture(scope="module")
 def fake_cifar_root(tmp_path_factory) -> Path:
-    """A course root whose data/ holds a 300-image CIFAR-10 (random pixels, balanced labels, the real class names)."""
+    """A course root whose data/ holds a 350-image CIFAR-10 (random pixels, balanced labels, the real class names)."""
     root = tmp_path_factory.mktemp("gpu-path")
-    folder = root / "data" / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-
-    def write(name: str, count: int) -> None:
-        labels = rng.permutation(np.arange(count) % 10).tolist()
-        images = rng.integers(0, 256, (count, 3072), dtype=np.uint8)
-        with open(folder / name, "wb") as fh:
-            pickle.dump({"batch_label": name, "labels": labels, "data": images}, fh)
-
-    for i in range(1, 6):
-        write(f"data_batch_{i}", 50)
-    write("test_batch", 100)
-    with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({"label_names": CIFAR10_CLASSES, "num_vis": 3072}, fh)
+    write_fake_cifar(root / "data", n_per_batch=50, n_test=100, names=CIFAR10_CLASSES)
     return root
 
 
