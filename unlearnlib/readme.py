@@ -160,11 +160,12 @@ def update_notebook_run_times(folder: Path, readme_text: str) -> list[str]:
             raise ValueError(f"notebook {path.name} has no row in the README's table: add one by hand")
         notebook = nbformat.read(path, as_version=4)
         first = notebook.cells[0]
+        before = first.source
         try:
-            first.source = with_run_time(first.source, times[path.name[:2]])
+            first.source = with_run_time(before, times[path.name[:2]])
         except ValueError as err:
             raise ValueError(f"{path.name}, first cell: {err}") from None
-        if first.source != nbformat.read(path, as_version=4).cells[0].source:
+        if first.source != before:
             nbformat.write(notebook, path)
             changed.append(path.stem)
     return changed
