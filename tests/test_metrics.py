@@ -24,6 +24,13 @@ class Guesser(nn.Module):
         return x.flatten(1) @ self.weight.T
 
 
+def mean_accuracy(models, data, split):
+    """The models' mean accuracy on ``split``, from their arg-max predictions: computed here, not by metrics."""
+    images, labels = map(torch.cat, zip(*data.batches(split, 4096)))
+    with torch.no_grad():
+        return float(np.mean([(model(images).argmax(1) == labels).float().mean() for model in models]))
+
+
 class Memoriser(Guesser):
     """A guesser that also looks each input up among its training images, and is sure of the ones it finds."""
 
@@ -90,6 +97,12 @@ def test_a_model_that_never_saw_the_forget_set_scores_as_the_gold_standard(digit
     assert row["forgetting_quality"] == 1.0 and row["unlearning_score"] == 1.0, "identical models: no rule separates"
     assert abs(row["lira_auc"] - 0.5) < 0.1
     assert row["n_models"] == 3
+    others = [Guesser(digits, seed) for seed in range(3, 6)]
+    row = metrics.evaluate(others, guessers, guessers[0], digits, request_)
+    splits = (digits.train.subset(request_.forget), digits.train.subset(request_.retain), digits.test)
+    differences = [abs(mean_accuracy(others, digits, s) - mean_accuracy(guessers, digits, s)) for s in splits]
+    expected = np.mean([*differences, abs(row["mia_unlearned"] - row["mia_retrained"])])
+    assert 0 < row["gap_to_retrained"] == pytest.approx(expected), "other guessers: a small gap, computed here too"
 
 
 def test_a_model_that_kept_the_forget_set_scores_badly(digits, request_):
@@ -103,9 +116,15 @@ def test_a_model_that_kept_the_forget_set_scores_badly(digits, request_):
     assert row["unlearning_score"] == 0.0
     assert row["mia_efficacy"] == 0.0, "every forget example looks like the retain set"
     assert row["gap_to_retrained"] > 0.2
-    reference = metrics.evaluate(retrained, retrained, memorisers[0], digits, request_)
-    columns = ("unlearn_accuracy", "retain_accuracy", "test_accuracy", "mia_unlearned")
-    expected = np.mean([abs(row[c] - reference[c]) for c in columns])
+    splits = {
+        "forget": digits.train.subset(request_.forget),
+        "retain": digits.train.subset(request_.retain),
+        "test": digits.test,
+    }
+    unlearned_acc = {name: mean_accuracy(memorisers, digits, split) for name, split in splits.items()}
+    retrained_acc = {name: mean_accuracy(retrained, digits, split) for name, split in splits.items()}
+    differences = [abs(unlearned_acc[name] - retrained_acc[name]) for name in splits]  # |UA - UA_r| = |FA - FA_r|
+    expected = np.mean([*differences, abs(row["mia_unlearned"] - row["mia_retrained"])])
     assert row["gap_to_retrained"] == pytest.approx(expected), "mean absolute difference over UA, RA, TA and MIA"
     assert row["time_ratio"] == 0.25
 
@@ -171,3 +190,16 @@ def test_class_accuracies_split_the_test_set_at_the_forgotten_class():
     )
     with pytest.raises(ValueError, match="needs a request for a whole class"):
         metrics.class_accuracies(outputs, random_forget(10, count=2))
+
+
+def test_forget_output_change_is_the_mean_absolute_change_of_the_logit_confidence():
+    def outputs(forget_logits):
+        empty = Evaluation(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
+        return metrics.ModelOutputs(Evaluation(torch.tensor(forget_logits), torch.tensor([0, 0])), empty, empty)
+
+    original = outputs([[0.0, 0.0], [2.0, 0.0]])  # logit confidences z_0 - z_1: 0 and 2
+    moved = outputs([[1.0, 0.0], [0.0, 0.0]])  # 1 and 0: changes of 1 and 2, mean 1.5
+    assert metrics.forget_output_change([moved, original], [original, original]) == pytest.approx(0.75)
+    assert metrics.forget_output_change([original], [original]) == 0.0, "doing nothing moves nothing"
+    with pytest.raises(ValueError, match="one unlearned model per original model"):
+        metrics.forget_output_change([moved], [original, original])
