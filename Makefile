@@ -15,7 +15,7 @@ help:
 	@echo "make course   run every notebook (default profile) -> $(BUILD)/notebooks, $(BUILD)/results.md"
 	@echo "              a subset: make course ONLY=03,05; another profile: UNLEARN_PROFILE=smoke make course"
 	@echo "make readme   write the run times of $(BUILD)/results.json into README.md's table, its results into RESULTS.md"
-	@echo "make test     lint, unit tests, every notebook under UNLEARN_PROFILE=smoke (nbval) and the gpu-path test"
+	@echo "make test     lint, unit tests (in random order), every notebook under UNLEARN_PROFILE=smoke (nbval), the gpu-path test"
 	@echo "make test-gpu-path  only every notebook's code under the gpu profile on a fake CIFAR-10 (CPU, minutes)"
 	@echo "make test-digits    every notebook and its claims on the offline fallback, scikit-learn's digits"
 	@echo "make lab      JupyterLab on the notebooks (prints the URL to open)"
