@@ -33,8 +33,8 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check unlearnlib tests
-	$(BIN)/ruff format --check unlearnlib tests
+	$(BIN)/ruff check unlearnlib tests conftest.py
+	$(BIN)/ruff format --check unlearnlib tests conftest.py
 
 # First say which dataset the notebooks will use, why, and how to get a better one.
 test: $(STAMP)

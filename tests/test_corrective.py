@@ -188,7 +188,7 @@ def test_attack_success_counts_attacked_classes_only():
     assert attack_success(predictions, labels, {0: 2, 1: 2}) == pytest.approx(3 / 4)  # class 2 is left out
     assert attack_success(predictions, labels, {0: 1, 1: 0}) == 0.0
     assert attack_success(torch.tensor([1, 1, 0, 0]), torch.tensor([0, 0, 1, 1]), {0: 1, 1: 0}) == 1.0
-    with pytest.raises(ValueError, match="no image belongs to an attacked class"):
+    with pytest.raises(ValueError, match="none of the labels is an attacked class: targets attacks"):
         attack_success(predictions[:2], labels[:2], {2: 0})
 
 

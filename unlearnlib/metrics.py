@@ -222,7 +222,7 @@ def attack_success(predictions: torch.Tensor, labels: torch.Tensor, targets: dic
     aimed = target_of[labels]
     attacked = aimed >= 0
     if not attacked.any():
-        raise ValueError(f"no image belongs to an attacked class {sorted(targets)}")
+        raise ValueError(f"none of the labels is an attacked class: targets attacks {sorted(targets)}")
     return (predictions[attacked] == aimed[attacked]).float().mean().item()
 
 
