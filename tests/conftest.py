@@ -87,7 +87,7 @@ def write_fake_cifar(
     return written
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_fake_cifar():
     return write_fake_cifar
 

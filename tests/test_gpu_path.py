@@ -16,7 +16,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import write_fake_cifar
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,10 +26,10 @@ SHRUNK = "epochs=1,width=4,batch_size=32"
 
 
 @pytest.fixture(scope="module")
-def fake_cifar_root(tmp_path_factory) -> Path:
+def fake_cifar_root(tmp_path_factory, make_fake_cifar) -> Path:
     """A course root whose data/ holds a 350-image CIFAR-10 (random pixels, balanced labels, the real class names)."""
     root = tmp_path_factory.mktemp("gpu-path")
-    write_fake_cifar(root / "data", n_per_batch=50, n_test=100, names=CIFAR10_CLASSES)
+    make_fake_cifar(root / "data", n_per_batch=50, n_test=100, names=CIFAR10_CLASSES)
     return root
 
 
