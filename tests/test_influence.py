@@ -165,8 +165,7 @@ def test_the_removal_step_is_exact_retraining_for_a_quadratic_loss():
 
 def test_the_registered_method_changes_only_the_last_blocks_and_its_solvers_agree(digits):
     data = data_module.load("digits", n_train=200, n_test=50, device="cpu")
-    torch.manual_seed(0)
-    model = ResNet9(num_classes=10, in_channels=1, width=4).eval()
+    model = ResNet9(num_classes=10, in_channels=1, width=4).eval()  # seeded by conftest's seeded_torch
     request = random_forget(len(data.train), fraction=0.1, seed=0)
     exact = unlearn.influence(model, request, data, damping=0.1, solver="exact", progress=False)
     cg = unlearn.influence(model, request, data, damping=0.1, solver="cg", max_iterations=400, progress=False)

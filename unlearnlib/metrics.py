@@ -113,9 +113,11 @@ def class_accuracies(outputs: ModelOutputs, request: ForgetRequest) -> dict[str,
 
 
 def forget_output_change(unlearned: Sequence[ModelOutputs], original: Sequence[ModelOutputs]) -> float:
-    """How far a method moved the outputs on D_f: the mean |change| of the logit confidence
-    log p_y − log(1 − p_y) per forget example, from each original model to the model unlearned from it,
-    averaged over the pairs.  Doing nothing scores 0; it says how much moved, not in which direction."""
+    """How far a method moved the outputs on D_f, averaged over the (unlearned, original) pairs.
+
+    Per pair: the mean |change| of the logit confidence log p_y − log(1 − p_y) over the forget examples.
+    Doing nothing scores 0; it says how much moved, not in which direction.
+    """
     if len(unlearned) != len(original) or not unlearned:
         raise ValueError(f"one unlearned model per original model: got {len(unlearned)} and {len(original)}")
     changes = [(u.forget.logit_confidences - o.forget.logit_confidences).abs() for u, o in zip(unlearned, original)]
