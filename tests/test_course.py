@@ -171,7 +171,10 @@ def test_readme_run_times_fill_the_profiles_column_only():
     assert "| 02 | [Training](notebooks/02_train.ipynb) | ResNets | 15 s | 48 s (failed, cell 7) |" in text
     assert "- **smoke**: measured by hand." in text
     cpu = "- **cpu**: measured 2030-01-02 on a 2-core CPU, no GPU, dataset fashion-mnist, with `python -m unlearnlib"
-    assert cpu in text and "failed: 02" in text
+    assert cpu in text and "failed: 02" in text and "at commit" not in text
+    results["commit"] = "0123456789abcdef"
+    assert "`python -m unlearnlib.course` at commit 0123456; failed: 02." in readme.update_run_times(README, results)
+    del results["commit"]
     outside = README.split("<!-- run-times: begin")[0], README.split("<!-- run-times: end -->")[1]
     assert text.startswith(outside[0]) and text.endswith(outside[1])
     assert readme.update_run_times(text, results) == text

@@ -65,6 +65,8 @@ def _provenance(results: dict, names: list[str], all_rows: int) -> str:
         f"- **{results['profile']}**: measured {results['date'][:10]} on a {describe_machine(results['machine'])}, "
         f"dataset {results['dataset']}, with `{results['command']}`"
     )
+    if results.get("commit"):
+        line += f" at commit {results['commit'][:7]}"
     if len(names) < all_rows:
         line += f" (notebooks {', '.join(n[:2] for n in names)}; the others earlier)"
     failed = [n[:2] for n in names if results["notebooks"][n].get("status") == "failed"]
