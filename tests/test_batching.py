@@ -1,4 +1,6 @@
 import math
+import re
+import warnings
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ from unlearnlib.batching import (
     random_flip,
     random_rotate,
 )
+from unlearnlib.data import Split
 
 
 def _generator(seed=0):
@@ -74,8 +77,9 @@ def test_rotation_turns_each_image_by_its_own_drawn_angle():
     weight = rotated.sum((1, 2))
     centroid_x = (rotated * xs).sum((1, 2)) / weight
     centroid_y = (rotated * ys).sum((1, 2)) / weight
-    assert torch.allclose(centroid_x, radius * angles.cos(), atol=0.5), (centroid_x, radius * angles.cos())
-    assert torch.allclose(centroid_y, -radius * angles.sin(), atol=0.5), (centroid_y, -radius * angles.sin())
+    # Within 0.15 px (measured: 0.08); a grid off by one pixel's scale (align_corners) is 0.29 px off at radius 6.
+    assert torch.allclose(centroid_x, radius * angles.cos(), atol=0.15), (centroid_x, radius * angles.cos())
+    assert torch.allclose(centroid_y, -radius * angles.sin(), atol=0.15), (centroid_y, -radius * angles.sin())
     assert angles.abs().max() > math.radians(20), "the draw covers large angles, so doing nothing cannot pass"
 
 
@@ -182,3 +186,79 @@ def test_channels_last_batches(tiny_split):
 def test_batch_size_must_be_positive(tiny_split):
     with pytest.raises(ValueError, match="batch_size"):
         next(batches(tiny_split, 0, **_stats(tiny_split)))
+
+
+def test_rotation_by_one_degree_already_moves_sharp_edges():
+    images = torch.zeros(2, 1, 9, 9, dtype=torch.uint8)
+    images[:, :, 2:7, 2:7] = 200
+    assert not torch.equal(random_rotate(images, 1.0, _generator()), images)
+
+
+def test_a_crop_with_padding_1_draws_every_offset():
+    images = torch.zeros(300, 1, 3, 3, dtype=torch.uint8)
+    images[:, :, 1, 1] = 255  # the centre pixel shows where the window went
+    cropped = random_crop(images, 1, _generator())
+    padded = F.pad(images, (1,) * 4)
+    offsets = {
+        (dy, dx)
+        for original, out in zip(padded, cropped)
+        for dy in range(3)
+        for dx in range(3)
+        if torch.equal(original[:, dy : dy + 3, dx : dx + 3], out)
+    }
+    assert offsets == {(dy, dx) for dy in range(3) for dx in range(3)}
+
+
+def test_every_step_keeps_the_batch_on_its_device():
+    """On PyTorch's meta device (no data, no GPU needed) a tensor made on the CPU by mistake cannot be mixed in."""
+    images = torch.randint(0, 256, (5, 3, 8, 8), dtype=torch.uint8).to("meta")
+    assert random_crop(images, 2).device.type == "meta"
+    assert random_flip(images).device.type == "meta"
+    assert random_rotate(images, 10).device.type == "meta"
+    split = Split(images, torch.zeros(5, dtype=torch.long, device="meta"))
+    every = Augmentation(crop_padding=1, flip=True, rotate_degrees=5)
+    stats = dict(mean=torch.zeros(3), std=torch.ones(3))
+    for x, y in batches(split, 2, shuffle=True, augmentation=every, **stats):
+        assert x.device.type == y.device.type == "meta"
+
+
+def test_rotation_warns_of_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        random_rotate(torch.zeros(2, 1, 5, 5, dtype=torch.uint8), 10, _generator())
+
+
+def test_batches_are_row_major_unless_channels_last_is_asked_for(tiny_split):
+    x, _ = next(batches(tiny_split, 4, **_stats(tiny_split)))
+    assert x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_last_batch_of_one_joins_the_batch_before_at_every_batch_size():
+    split = Split(torch.zeros(9, 1, 2, 2, dtype=torch.uint8), torch.zeros(9, dtype=torch.long))
+    stats = dict(mean=torch.zeros(1), std=torch.ones(1))
+    assert [len(y) for _, y in batches(split, 2, **stats)] == [2, 2, 2, 3]
+    assert [len(y) for _, y in batches(split, 4, **stats)] == [4, 5]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: Augmentation(crop_padding=-1), "crop_padding must be >= 0, got -1"),
+        (lambda: Augmentation(flip=1), "flip must be True or False, got 1"),
+        (lambda: Augmentation(rotate_degrees=180.5), "rotate_degrees must be in [0, 180], got 180.5"),
+        (
+            lambda: next(
+                batches(
+                    Split(torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.zeros(2, dtype=torch.long)),
+                    0,
+                    mean=0,
+                    std=1,
+                )
+            ),
+            "batch_size must be positive (at least 1), got 0",
+        ),
+    ],
+)
+def test_each_refusal_names_its_argument(call, message):
+    with pytest.raises((ValueError, TypeError), match=f"^{re.escape(message)}$"):
+        call()

@@ -10,7 +10,6 @@ from unlearnlib import corrective
 from unlearnlib.batching import Augmentation
 from unlearnlib.data import DatasetInfo, ImageData, Split, Trigger, class_pair, poison
 from unlearnlib.forget import corrective_forget
-from unlearnlib.metrics import attack_success
 from unlearnlib.train import TrainConfig
 
 
@@ -145,51 +144,6 @@ def test_bad_class_pairs_are_refused(digits):
         class_pair(digits, ("3", "3"), minority="3")
     with pytest.raises(ValueError, match="but the training split has only"):
         class_pair(digits, ("3", "8"), minority="8", ratio=1.0)  # 8 has fewer training images than 3
-
-
-@pytest.mark.parametrize(("size", "clean_fraction"), [(10, 0.0), (10, 0.2), (12, 0.3), (15, 0.4), (7, 0.4)])
-def test_a_deletion_set_has_exactly_the_size_and_clean_fraction_asked_for(size, clean_fraction):
-    poisoned = torch.arange(0, 100, 5)  # 20 poisons among 100
-    request = corrective_forget(poisoned, 100, size=size, clean_fraction=clean_fraction, seed=3)
-    flagged_poisons = torch.isin(request.forget, poisoned).sum().item()
-    assert request.kind == "corrective" and len(request) == size
-    assert len(request) - flagged_poisons == round(clean_fraction * size)
-
-
-def test_with_a_found_fraction_the_deletion_set_holds_that_share_of_poisons_nested():
-    poisoned = torch.arange(0, 100, 5)
-    sets = {f: corrective_forget(poisoned, 100, found=f, seed=0).forget for f in (0.25, 0.5, 1.0)}
-    for found, flagged in sets.items():
-        assert torch.isin(flagged, poisoned).all() and len(flagged) == round(found * 20)
-    assert set(sets[0.25].tolist()) < set(sets[0.5].tolist()) < set(sets[1.0].tolist())
-    mixed = corrective_forget(poisoned, 100, found=0.5, clean_fraction=0.375, seed=0).forget
-    assert torch.isin(mixed, poisoned).sum() == 10 and len(mixed) == 16  # 10 poisons, 10·0.375/0.625 = 6 clean
-
-
-def test_bad_deletion_sets_are_refused_with_a_clear_message():
-    poisoned = torch.arange(0, 100, 5)
-    with pytest.raises(ValueError, match=r"clean_fraction must be in \[0, 1\)"):
-        corrective_forget(poisoned, 100, clean_fraction=1.2)
-    with pytest.raises(ValueError, match="clean_fraction must be"):
-        corrective_forget(poisoned, 100, clean_fraction=-0.1)
-    with pytest.raises(ValueError, match=r"found must be in \(0, 1\]"):
-        corrective_forget(poisoned, 100, found=1.5)
-    with pytest.raises(ValueError, match="holds 30 poisons, but only 20 were planted"):
-        corrective_forget(poisoned, 100, size=30)
-    with pytest.raises(ValueError, match="not both"):
-        corrective_forget(poisoned, 100, size=5, found=0.5)
-    with pytest.raises(ValueError, match="only 2 examples are clean"):
-        corrective_forget(torch.arange(18), 20, clean_fraction=0.5)
-
-
-def test_attack_success_counts_attacked_classes_only():
-    labels = torch.tensor([0, 0, 1, 1, 2, 2])
-    predictions = torch.tensor([2, 0, 2, 2, 2, 1])
-    assert attack_success(predictions, labels, {0: 2, 1: 2}) == pytest.approx(3 / 4)  # class 2 is left out
-    assert attack_success(predictions, labels, {0: 1, 1: 0}) == 0.0
-    assert attack_success(torch.tensor([1, 1, 0, 0]), torch.tensor([0, 0, 1, 1]), {0: 1, 1: 0}) == 1.0
-    with pytest.raises(ValueError, match="none of the labels is an attacked class: targets attacks"):
-        attack_success(predictions[:2], labels[:2], {2: 0})
 
 
 def test_attack_success_is_0_for_a_model_that_ignores_the_trigger_and_1_for_one_that_always_says_the_target():

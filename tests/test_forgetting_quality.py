@@ -1,4 +1,6 @@
 import math
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -105,3 +107,95 @@ def test_unlearning_score_arithmetic():
         unlearning_score(0.5, 0.9, 0.9, 90, 0.9)
     with pytest.raises(ValueError, match="must be positive"):
         unlearning_score(0.5, 0.9, 0.0, 0.9, 0.9)
+
+
+HAND_MADE = (
+    np.array([[1.0, 1.0, 1.0], [3.0, 2.0, 5.0], [5.0, 3.0, 7.0]]),
+    np.array([[2.0, 10.0, 1.0], [4.0, 11.0, 5.0], [6.0, 12.0, 7.0]]),
+)
+
+
+def test_delta_and_the_cap_reach_every_example_and_its_score():
+    """The hand-made samples above with δ = 0.1 and the cap at 10: FPR = FNR = 1/3 gives log((2/3 − 0.1) / (1/3)),
+    the perfectly separated example the cap, the inseparable one 0; at N = 3 they score ½, 0 and 1."""
+    quality = forgetting_quality(*HAND_MADE, delta=0.1, cap=10.0)
+    assert quality.epsilons == pytest.approx([math.log(1.7), 10.0, 0.0])
+    assert quality.scores.tolist() == [0.5, 0.0, 1.0] and quality.value == pytest.approx(0.5)
+    assert quality.n_models == 3
+    assert example_epsilons(*HAND_MADE, delta=0.0)[0] == pytest.approx(math.log(2)), "δ = 0 is allowed"
+
+
+def test_the_examples_are_scored_alike_in_chunks_of_any_size():
+    rng = np.random.default_rng(5)
+    unlearned, retrained = rng.normal(size=(4, 23)), rng.normal(0.5, 1, (4, 23))
+    whole = example_epsilons(unlearned, retrained)
+    for chunk in (1, 5, 23):
+        assert np.array_equal(example_epsilons(unlearned, retrained, chunk=chunk), whole)
+
+
+def test_two_models_a_side_give_epsilons_though_not_yet_a_score():
+    epsilons = example_epsilons(HAND_MADE[0][:2], HAND_MADE[1][:2])
+    assert epsilons[1] == EPSILON_CAP and epsilons[2] == 0.0
+
+
+def test_rates_at_the_edges_give_their_bounds_without_a_warning():
+    """Perfect separation, one zero rate and FPR = 1 (whose log(1 − δ − FPR) is undefined) are answers, not
+    warnings: the user sees ∞, a discarded test and 0."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert epsilon_from_rates(0.0, 0.0).item() == math.inf
+        assert np.isnan(epsilon_from_rates(1.0, 0.0))
+        assert epsilon_from_rates(1.0, 0.5, 0.1).item() == 0.0
+
+
+def test_the_unlearning_score_at_the_ends_of_its_ranges():
+    assert unlearning_score(0.0, 0.9, 0.9, 0.9, 0.9) == 0.0
+    assert unlearning_score(1.0, 0.9, 1.0, 1.0, 1.0) == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: epsilon_from_rates(0.1, 0.1, 1.0), "delta must be in [0, 1), got 1.0"),
+        (lambda: epsilon_from_rates(0.1, 0.1, 1.5), "delta must be in [0, 1), got 1.5"),
+        (lambda: example_epsilons(*HAND_MADE, delta=1.0), "delta must be in [0, 1), got 1.0"),
+        (lambda: example_epsilons(*HAND_MADE, delta=1.5), "delta must be in [0, 1), got 1.5"),
+        (lambda: example_epsilons(*HAND_MADE, cap=0), "cap must be positive, got 0.0"),
+        (lambda: example_epsilons(*HAND_MADE, chunk=0), "chunk must be positive (at least 1), got 0"),
+        (lambda: example_epsilons(np.zeros((1, 3)), np.zeros((1, 3))), "each sample needs at least 2 models, got 1"),
+        (lambda: example_epsilons(np.zeros((3, 0)), np.zeros((3, 0))), "there are no examples (an empty forget set?)"),
+        (
+            lambda: example_epsilons("u", HAND_MADE[1]),
+            "unlearned must be real numbers (an array, tensor or list of them), got 'u'",
+        ),
+        (
+            lambda: example_epsilons(HAND_MADE[0], "r"),
+            "retrained must be real numbers (an array, tensor or list of them), got 'r'",
+        ),
+        (lambda: epsilon_scores(np.array([-1.0]), 3), "epsilons must be non-negative numbers"),
+        (lambda: epsilon_scores(np.array([np.nan]), 3), "epsilons must be non-negative numbers"),
+        (lambda: epsilon_scores("e", 3), "epsilons must be real numbers (an array, tensor or list of them), got 'e'"),
+        (lambda: score_bins(1), "n_models must be at least 2, got 1"),
+        (lambda: score_bins(2.0), "n_models must be a whole number, got 2.0 (float)"),
+        (
+            lambda: forgetting_quality(np.zeros((2, 5)), np.zeros((2, 5))),
+            "forgetting quality needs N >= 3 models on each side, got 2: "
+            "with N = 2 no ε bin scores points (they end at ceil(log(N - 1)) = 0)",
+        ),
+        (
+            lambda: unlearning_score(0.5, 1.5, 0.9, 0.9, 0.9),
+            "retain_unlearned is an accuracy and must be in [0, 1], got 1.5",
+        ),
+        (
+            lambda: unlearning_score(0.5, 0.9, 0.9, 0.9, 1.5),
+            "test_retrained is an accuracy and must be in [0, 1], got 1.5",
+        ),
+        (
+            lambda: unlearning_score(0.5, 0.9, 0.9, 0.9, 0.0),
+            "the retrained model's accuracies (retain_retrained, test_retrained) must be positive to divide by them",
+        ),
+    ],
+)
+def test_each_refusal_names_its_argument_and_what_is_allowed(call, message):
+    with pytest.raises((ValueError, TypeError), match=f"^{re.escape(message)}$"):
+        call()

@@ -15,14 +15,14 @@ from unlearnlib.forget import random_forget
 from unlearnlib.models import ResNet9, blocks
 
 
-def small_problem(n: int = 60, damping_free: bool = False):
+def small_problem(n: int = 60, batch_size: int = 16):
     """A tanh network 4-5-3 in float64 on random data, and its objective with an L2 term."""
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(n, 4, generator=generator, dtype=torch.float64)
     targets = torch.randint(0, 3, (n,), generator=generator)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).double()
-    return inf.Objective.of(model, inputs, targets, l2=0.01, batch_size=16)
+    return inf.Objective.of(model, inputs, targets, l2=0.01, batch_size=batch_size)
 
 
 def explicit_risk(objective: inf.Objective):
@@ -60,22 +60,32 @@ def test_per_example_gradients_are_the_gradients_of_each_example_alone():
     assert found.shape == (10, objective.size) == (10, 4 * 5 + 5 + 5 * 3 + 3)
 
 
-def test_conjugate_gradient_and_lissa_converge_to_the_exact_solve():
-    objective = small_problem()
-    damping = 0.5
+def _indefinite_problem():
+    """small_problem's objective, its Hessian (indefinite; definite after the damping 0.5), two right-hand sides."""
+    objective = small_problem(batch_size=60)  # one batch per product: LiSSA's thousand products in seconds
     hessian = objective.hessian()
-    assert torch.linalg.eigvalsh(hessian)[0] < 0 < torch.linalg.eigvalsh(hessian)[0] + damping, "indefinite H"
+    assert torch.linalg.eigvalsh(hessian)[0] < 0 < torch.linalg.eigvalsh(hessian)[0] + 0.5, "indefinite H"
     v = torch.randn(objective.size, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    exact = inf.exact_solve(hessian, v, damping)
+    return objective, hessian, v
+
+
+def test_conjugate_gradient_converges_to_the_exact_solve():
+    objective, hessian, v = _indefinite_problem()
+    exact = inf.exact_solve(hessian, v, 0.5)
     assert exact.residual < 1e-12
-    cg = inf.conjugate_gradient(objective.hvp, v, damping, tolerance=1e-10, max_iterations=200)
+    cg = inf.conjugate_gradient(objective.hvp, v, 0.5, tolerance=1e-10, max_iterations=200)
     assert cg.residual < 1e-10 and cg.iterations <= objective.size
     torch.testing.assert_close(cg.x, exact.x, rtol=1e-8, atol=1e-10)
-    largest = float(torch.linalg.eigvalsh(hessian)[-1]) + damping
-    exact_products = inf.lissa(lambda c, g: objective.hvp(c), v, damping, scale=largest, depth=400, hvp=objective.hvp)
+
+
+def test_lissa_converges_to_the_exact_solve():
+    objective, hessian, v = _indefinite_problem()
+    exact = inf.exact_solve(hessian, v, 0.5)
+    largest = float(torch.linalg.eigvalsh(hessian)[-1]) + 0.5
+    exact_products = inf.lissa(lambda c, g: objective.hvp(c), v, 0.5, scale=largest, depth=400, hvp=objective.hvp)
     assert exact_products.iterations == 400 and exact_products.residual < 1e-8
     torch.testing.assert_close(exact_products.x, exact.x, rtol=1e-6, atol=1e-8)
-    sampled = inf.lissa(objective.sampled_hvp, v, damping, scale=2 * largest, depth=300, repeats=3, hvp=objective.hvp)
+    sampled = inf.lissa(objective.sampled_hvp, v, 0.5, scale=2 * largest, depth=300, repeats=3, hvp=objective.hvp)
     error = float((sampled.x - exact.x).norm() / exact.x.norm())
     assert error < 0.3 and sampled.iterations == 900, error
 
@@ -120,6 +130,7 @@ def digits_logistic_regression(n: int = 300, l2: float = 0.01):
     return objective, test_inputs.flatten(1).double(), test_targets
 
 
+@pytest.mark.slow
 def test_on_l2_logistic_regression_influence_predicts_leave_one_out_retraining():
     objective, test_inputs, test_targets = digits_logistic_regression()
     model, n = objective.model, len(objective)

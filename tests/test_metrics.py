@@ -1,4 +1,6 @@
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -7,7 +9,9 @@ import torch
 from torch import nn
 
 from unlearnlib import metrics
+from unlearnlib.checkpoints import TrainedModel
 from unlearnlib.forget import ForgetRequest, class_forget, random_forget
+from unlearnlib.mia import mia_efficacy, simple_mia
 from unlearnlib.train import Evaluation
 
 
@@ -130,8 +134,10 @@ def test_a_model_that_kept_the_forget_set_scores_badly(digits, request_):
 
 
 def test_without_enough_models_the_model_sample_measures_are_missing(digits, request_):
-    row = metrics.evaluate(Guesser(digits, 0), Guesser(digits, 1), Guesser(digits, 2), digits, request_)
-    assert math.isnan(row["forgetting_quality"]) and math.isnan(row["unlearning_score"]) and math.isnan(row["lira_auc"])
+    options = dict(hyperparameters={"optimizer": "sgd"})  # a text column: the row holds objects, NaN stays NaN
+    row = metrics.evaluate(Guesser(digits, 0), Guesser(digits, 1), Guesser(digits, 2), digits, request_, **options)
+    missing = ("forgetting_quality", "unlearning_score", "lira_auc", "lira_tpr_at_1%", "lira_tpr_at_0.1%")
+    assert all(math.isnan(row[key]) for key in missing)
     assert math.isnan(row["seconds"]) and math.isnan(row["time_ratio"]) and row["n_models"] == 1
 
 
@@ -203,3 +209,166 @@ def test_forget_output_change_is_the_mean_absolute_change_of_the_logit_confidenc
     assert metrics.forget_output_change([original], [original]) == 0.0, "doing nothing moves nothing"
     with pytest.raises(ValueError, match="one unlearned model per original model"):
         metrics.forget_output_change([moved], [original, original])
+
+
+def test_attack_success_counts_attacked_classes_only():
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    predictions = torch.tensor([2, 0, 2, 2, 2, 1])
+    assert metrics.attack_success(predictions, labels, {0: 2, 1: 2}) == pytest.approx(3 / 4)  # class 2 is left out
+    assert metrics.attack_success(predictions, labels, {0: 1, 1: 0}) == 0.0
+    assert metrics.attack_success(torch.tensor([1, 1, 0, 0]), torch.tensor([0, 0, 1, 1]), {0: 1, 1: 0}) == 1.0
+    with pytest.raises(ValueError, match="none of the labels is an attacked class: targets attacks"):
+        metrics.attack_success(predictions[:2], labels[:2], {2: 0})
+
+
+def _trained(model, seconds):
+    """A model as the checkpoint cache hands it out, with the time its training took."""
+    return TrainedModel(model, None, torch.arange(3), None, seconds, Path("cached.pt"), True)
+
+
+def test_a_class_request_row_splits_test_accuracy_at_the_class(digits):
+    request = class_forget(digits.train.labels, 3, digits.info)
+    unlearned = NearestMean(digits, request.retain)  # never saw a 3: never predicts one
+    guessers = [Guesser(digits, seed) for seed in range(2)]
+    row = metrics.evaluate(unlearned, guessers, guessers[0], digits, request)
+    in_class = digits.test.labels == 3
+    others = digits.test.subset(torch.nonzero(~in_class).squeeze(1))
+    assert row["class_test_accuracy"] == 0.0
+    assert row["other_test_accuracy"] == pytest.approx(mean_accuracy([unlearned], digits, others))
+    shadows = [metrics.model_outputs(guesser, digits, request) for guesser in guessers]
+    roc = metrics.lira_of(metrics.model_outputs(unlearned, digits, request), shadows, request, same_class=False)
+    assert roc.n_nonmembers == len(digits.test), "same_class=False takes non-members from every class"
+
+
+def test_the_retraining_time_comes_from_the_first_cached_retrained_model(digits, request_):
+    retrained = [_trained(Guesser(digits, seed), seconds) for seed, seconds in ((1, 8.0), (2, 99.0))]
+    row = metrics.evaluate(_trained(Guesser(digits, 0), 1.0), retrained, retrained[0], digits, request_, seconds=2.0)
+    assert row["retrain_seconds"] == 8.0 and row["time_ratio"] == 0.25
+    row = metrics.evaluate(Guesser(digits, 0), retrained, Guesser(digits, 0), digits, request_, retrain_seconds=4.0)
+    assert row["retrain_seconds"] == 4.0 and math.isnan(row["time_ratio"]), "no unlearning time given"
+    row = metrics.evaluate(
+        Guesser(digits, 0), retrained, Guesser(digits, 0), digits, request_, seconds=1.0, retrain_seconds=0.0
+    )
+    assert math.isnan(row["time_ratio"]), "no ratio to a retraining that took no time"
+
+
+def test_two_retrained_models_are_enough_shadows_for_lira(digits, request_):
+    guessers = [Guesser(digits, seed) for seed in range(3)]
+    row = metrics.evaluate(guessers[0], guessers[1:], guessers[0], digits, request_)
+    assert all(0 <= row[key] <= 1 for key in ("lira_auc", "lira_tpr_at_1%", "lira_tpr_at_0.1%"))
+    row = metrics.evaluate(guessers[0], guessers[1], guessers[0], digits, request_)
+    assert all(math.isnan(row[key]) for key in ("lira_auc", "lira_tpr_at_1%", "lira_tpr_at_0.1%"))
+
+
+def test_folds_and_seed_reach_both_attacks(digits, request_):
+    outputs = metrics.model_outputs(Guesser(digits, 0), digits, request_)  # near chance: each fold and seed shows
+    forget, test, retain = (getattr(outputs, part) for part in ("forget", "test", "retain"))
+    for options in ({"folds": 3, "seed": 7}, {"folds": 5, "seed": 0}):
+        row = metrics.evaluate(outputs, outputs, outputs, digits, request_, **options)
+        assert row["mia_unlearned"] == simple_mia(forget.losses, test.losses, **options)
+        assert metrics.simple_mia_of(outputs, request_, **options) == row["mia_unlearned"]
+        assert row["mia_efficacy"] == mia_efficacy(
+            retain.logit_confidences, test.logit_confidences, forget.logit_confidences, seed=options["seed"]
+        )
+    defaults = metrics.evaluate(outputs, outputs, outputs, digits, request_)
+    assert defaults["mia_unlearned"] == row["mia_unlearned"] and defaults["mia_efficacy"] == row["mia_efficacy"]
+    assert metrics.simple_mia_of(outputs, request_) == row["mia_unlearned"], "5 folds and seed 0 by default"
+    other = metrics.evaluate(outputs, outputs, outputs, digits, request_, folds=3, seed=7)
+    assert (other["mia_unlearned"], other["mia_efficacy"]) != (row["mia_unlearned"], row["mia_efficacy"])
+
+
+def test_a_table_of_a_data_frame_and_outputs_of_a_cached_model(digits, request_):
+    row = metrics.evaluate(
+        *[metrics.model_outputs(_trained(Guesser(digits, 0), 1.0), digits, request_)] * 3, digits, request_
+    )
+    assert list(metrics.short_table(pd.DataFrame([row])).columns) == [
+        "UA",
+        "RA",
+        "TA",
+        "F",
+        "US",
+        "GS",
+        "MIA O",
+        "MIA U",
+    ]
+
+
+def test_attack_success_towards_class_0_and_on_one_image():
+    assert metrics.attack_success(torch.tensor([0, 0, 1]), torch.tensor([1, 1, 1]), {1: 0}) == pytest.approx(2 / 3)
+    assert metrics.attack_success(torch.tensor([2]), torch.tensor([1]), {1: 2}) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda d, r: metrics.evaluate(Guesser(d, 0), Guesser(d, 1), Guesser(d, 2), d, "r"),
+            "request must be a ForgetRequest, got str",
+        ),
+        (
+            lambda d, r: metrics.evaluate(Guesser(d, 0), Guesser(d, 1), Guesser(d, 2), d, r, folds=1),
+            "folds must be at least 2, got 1",
+        ),
+        (
+            lambda d, r: metrics.evaluate(Guesser(d, 0), Guesser(d, 1), Guesser(d, 2), d, r, seed=-1),
+            "seed must be in 0..4294967295, got -1",
+        ),
+        (lambda d, r: metrics.evaluate(Guesser(d, 0), [], Guesser(d, 2), d, r), "no retrained models were given"),
+        (lambda d, r: metrics.evaluate(Guesser(d, 0), Guesser(d, 1), [], d, r), "no original models were given"),
+        (lambda d, r: metrics.model_outputs(Guesser(d, 0), d, "r"), "request must be a ForgetRequest, got str"),
+        (
+            lambda d, r: metrics.model_outputs("net", d, r),
+            "model must be a network (an nn.Module) or a TrainedModel, got str",
+        ),
+        (
+            lambda d, r: metrics.nonmember_mask(torch.tensor([0, 1]), class_forget(d.train.labels, 3, d.info)),
+            "the test set has no examples of class 3",
+        ),
+        (
+            lambda d, r: metrics.class_accuracies(None, r),
+            "accuracy on the forgotten class needs a request for a whole class",
+        ),
+        (
+            lambda d, r: metrics.nonmember_mask(d.test.labels, r, same_class=True),
+            "same-class non-members need a request for a whole class",
+        ),
+        (
+            lambda d, r: metrics.attack_success(
+                torch.tensor([], dtype=torch.long), torch.tensor([], dtype=torch.long), {0: 1}
+            ),
+            "labels are empty: there are no triggered images to score",
+        ),
+        (
+            lambda d, r: metrics.attack_success(torch.tensor([0]), torch.tensor([0]), {-1: 0}),
+            "targets (an attacked class) must be >= 0, got -1",
+        ),
+        (
+            lambda d, r: metrics.attack_success(torch.tensor([0]), torch.tensor([0]), {0: -1}),
+            "targets (a target class) must be >= 0, got -1",
+        ),
+        (
+            lambda d, r: metrics.attack_success(torch.tensor([0.0]), torch.tensor([0]), {0: 1}),
+            "predictions must be class numbers (integers), got torch.float32",
+        ),
+        (
+            lambda d, r: metrics.attack_success(torch.tensor([0]), torch.tensor([True]), {0: 1}),
+            "labels must be class numbers (integers), got torch.bool",
+        ),
+        (
+            lambda d, r: metrics.attack_success(torch.tensor([0]), torch.tensor([1j]), {0: 1}),
+            "labels must be class numbers (integers), got torch.complex64",
+        ),
+        (
+            lambda d, r: metrics.attack_success(torch.tensor([[0]]), torch.tensor([0]), {0: 1}),
+            "predictions must be one class per image (1-d), got shape (1, 1)",
+        ),
+        (
+            lambda d, r: metrics.attack_success("x", torch.tensor([0]), {0: 1}),
+            "predictions must be class numbers (a 1-d integer tensor), got 'x': ",
+        ),
+    ],
+)
+def test_each_refusal_names_its_argument(digits, request_, call, message):
+    """Each message in full, as the user reads it."""
+    with pytest.raises((ValueError, TypeError), match=f"^{re.escape(message)}"):
+        call(digits, request_)

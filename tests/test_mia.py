@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -99,3 +101,65 @@ def test_roc_of_perfect_and_of_useless_scores():
     assert mixed.auc == pytest.approx(0.75) and mixed.tpr_at(0.0) == 0.5 and mixed.tpr_at(0.5) == 1.0
     with pytest.raises(ValueError, match=r"fpr must be in \[0, 1\]"):
         mixed.tpr_at(1.5)
+
+
+def test_two_folds_suffice_and_two_examples_per_group_make_two_folds():
+    """Known answer: in each of the two folds the attack learns from one member (loss 0 or 1) and one non-member
+    (10 or 11), and calls the other pair right."""
+    assert simple_mia([0.0, 1.0], [10.0, 11.0], folds=2) == 1.0
+    with pytest.raises(ValueError, match="3-fold cross-validation needs at least 3 examples per group"):
+        simple_mia([0.0, 1.0], [10.0, 11.0], folds=3)
+
+
+def _unbalanced():
+    rng = np.random.default_rng(4)
+    return rng.normal(0, 1, 40), rng.normal(0.7, 1, 400)
+
+
+def test_the_seed_chooses_which_of_the_larger_group_are_kept():
+    """Cutting the larger group first with balanced_sample(seed) leaves the result unchanged, for that seed only."""
+    members, nonmembers = _unbalanced()
+    for seed in (0, 1):
+        _, kept = balanced_sample(members, nonmembers, seed=seed)
+        assert simple_mia(members, kept, seed=seed) == simple_mia(members, nonmembers, seed=seed)
+        retain, test = (
+            nonmembers,
+            members,
+        )  # mia_efficacy cuts the retain set (its first argument) to the test set's size
+        kept, _ = balanced_sample(retain, test, seed=seed)
+        assert mia_efficacy(kept, test, retain, seed=seed) == mia_efficacy(retain, test, retain, seed=seed)
+    assert simple_mia(members, nonmembers) == simple_mia(members, nonmembers, seed=0), "the default seed is 0"
+    assert mia_efficacy(nonmembers, members, nonmembers) == mia_efficacy(nonmembers, members, nonmembers, seed=0)
+    assert np.array_equal(balanced_sample(members, nonmembers)[1], balanced_sample(members, nonmembers, seed=0)[1])
+
+
+def test_an_roc_counts_its_members_and_non_members():
+    roc = attack_roc([5.0, 6.0, 7.0], [1.0, 2.0])
+    assert (roc.n_members, roc.n_nonmembers) == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: simple_mia([1.0, np.inf, np.nan] * 2, [1.0] * 9), "members holds 4 non-finite values"),
+        (lambda: attack_roc([], [1.0]), "member scores is empty"),
+        (
+            lambda: attack_roc([1.0], [[1.0]]),
+            "non-member scores must be one value per example (a 1-d array), got shape (1, 1)",
+        ),
+        (lambda: mia_efficacy([1.0], [2.0], []), "forget is empty"),
+        (lambda: lira_offline([], np.zeros((2, 0))), "target confidences is empty"),
+        (
+            lambda: lira_offline([1.0], [["a"], ["b"]]),
+            "shadows must be real numbers (an array, tensor or list of them), got [['a'], ['b']]",
+        ),
+        (
+            lambda: lira_offline([1.0, 2.0], np.zeros((1, 2))),
+            "fitting a Gaussian per example needs at least 2 shadow models, got 1",
+        ),
+        (lambda: lira_offline([1.0], np.full((2, 1), np.nan)), "shadow confidences hold non-finite values"),
+    ],
+)
+def test_each_refusal_names_its_argument(call, message):
+    with pytest.raises((ValueError, TypeError), match=f"^{re.escape(message)}$"):
+        call()

@@ -72,7 +72,7 @@ def random_rotate(images: torch.Tensor, degrees: float, generator: torch.Generat
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     rotated = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return rotated.round_().clamp_(0, 255).to(images.dtype)
+    return rotated.round_().to(images.dtype)  # bilinear weights are convex: the values stay in [0, 255]
 
 
 def augment(images: torch.Tensor, augmentation: Augmentation, generator: torch.Generator | None = None) -> torch.Tensor:

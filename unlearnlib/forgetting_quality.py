@@ -63,8 +63,7 @@ def epsilon_from_rates(fpr: np.ndarray | float, fnr: np.ndarray | float, delta: 
     delta = validate.interval("delta", delta, 0.0, 1.0, low_open=False, high_open=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         epsilon = np.fmax(np.log(1 - delta - fpr) - np.log(fnr), np.log(1 - delta - fnr) - np.log(fpr))
-    epsilon = np.maximum(epsilon, 0.0)
-    epsilon = np.where((fpr == 0) & (fnr == 0), np.inf, epsilon)
+    epsilon = np.maximum(epsilon, 0.0)  # both rates zero: log 0 = -inf makes it inf, as perfect separation is
     return np.where((fpr == 0) ^ (fnr == 0), np.nan, epsilon)
 
 
@@ -122,7 +121,7 @@ def example_epsilons(
         bound = np.fmax(inside, outside)
         bound[~(can_cut[rows][:, start] & can_cut[rows][:, stop])] = np.nan
         epsilons[rows] = np.where(np.isnan(bound), 0.0, bound).max(1)  # no usable rule: no evidence, ε = 0
-    return np.clip(epsilons, 0.0, cap)
+    return np.minimum(epsilons, cap)
 
 
 def score_bins(n_models: int) -> int:
