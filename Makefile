@@ -9,7 +9,7 @@ BUILD  := build
 JOBS     ?= auto
 PARALLEL := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: help setup course readme test test-gpu-path test-digits lint lab colab slides bench clean
+.PHONY: help setup course readme test test-gpu-path test-digits mutation lint lab colab slides bench clean
 
 help:
 	@echo "make course   run every notebook (default profile) -> $(BUILD)/notebooks, $(BUILD)/results.md"
@@ -18,6 +18,8 @@ help:
 	@echo "make test     lint, unit tests (in random order), every notebook under UNLEARN_PROFILE=smoke (nbval), the gpu-path test"
 	@echo "make test-gpu-path  only every notebook's code under the gpu profile on a fake CIFAR-10 (CPU, minutes)"
 	@echo "make test-digits    every notebook and its claims on the offline fallback, scikit-learn's digits"
+	@echo "make mutation      mutation testing (mutmut) of the measures, requests, batching, influence and unlearning,"
+	@echo "                   each module against its own tests; scores into RESULTS.md. Some: make mutation MODULES=mia"
 	@echo "make lab      JupyterLab on the notebooks (prints the URL to open)"
 	@echo "make colab    rewrite the Colab badges and set-up blocks from pyproject.toml's URL and ref"
 	@echo "make slides   reveal.js decks of the executed notebooks -> $(BUILD)/slides (offline-ready)"
@@ -47,6 +49,10 @@ test-gpu-path: $(STAMP)
 
 test-digits: $(STAMP)
 	UNLEARN_PROFILE=smoke UNLEARN_DATASET=digits $(PARALLEL) $(BIN)/python -m pytest notebooks -n $(JOBS) --dist loadscope
+
+# Every module (its scores then go into RESULTS.md), or some: make mutation MODULES=forget,mia (printed only).
+mutation: $(STAMP)
+	$(PARALLEL) $(BIN)/python -m unlearnlib.mutation $(if $(MODULES),--modules $(MODULES),--results RESULTS.md)
 
 # Runs every notebook even when one fails; ends with a table and a non-zero exit status if one failed.
 course: $(STAMP)

@@ -10,8 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings
 
 from unlearnlib import data as data_module
+
+# `make mutation` runs the tests once for each mutant: each run draws the same examples and remembers none.
+settings.register_profile("mutation", derandomize=True, database=None)
 
 
 def pytest_xdist_make_scheduler(config, log):

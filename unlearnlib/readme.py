@@ -176,7 +176,8 @@ def update_notebook_run_times(folder: Path, readme_text: str) -> list[str]:
 RESULTS_HEADER = """# Measured results
 
 Generated from course runs by `python -m unlearnlib.course --readme build/results.json` (`make readme`):
-one section per profile, each with the run it comes from. Do not edit by hand.
+one section per profile, each with the run it comes from; and from mutation testing (`make mutation`).
+Do not edit by hand.
 """
 
 
