@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 try:
@@ -12,6 +10,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from unlearnlib import mutation
+from unlearnlib.colab import checkout_root
 
 DIFF = """\
 --- unlearnlib/mia.py
@@ -24,7 +23,7 @@ DIFF = """\
 
 
 def test_every_target_names_a_module_and_test_files_that_exist():
-    root = Path(mutation.__file__).resolve().parent.parent
+    root = checkout_root()
     for name, target in mutation.TARGETS.items():
         assert (root / target.source).is_file(), name
         assert all((root / test).is_file() for test in target.tests), name
@@ -59,7 +58,7 @@ def test_the_score_leaves_equivalent_mutants_out():
 
 
 def test_the_listed_equivalents_each_give_a_change_and_a_reason(tmp_path):
-    listed = mutation.load_equivalents(Path(mutation.__file__).resolve().parent.parent / mutation.EQUIVALENTS)
+    listed = mutation.load_equivalents(checkout_root() / mutation.EQUIVALENTS)
     assert all(entry["change"].strip() and len(entry["reason"]) > 20 for entry in listed.values())
     assert all(name.split(".")[0] == "unlearnlib" and "__mutmut_" in name for name in listed)
     bad = tmp_path / "equivalents.toml"

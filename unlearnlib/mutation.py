@@ -40,8 +40,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import cli
+from .colab import checkout_root
 
-ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENTS = Path("tests/mutation_equivalents.toml")
 COPIED = ("unlearnlib", "tests", "conftest.py", "pyproject.toml")
 KILLED = {1, 3, 24, -24, 36, 152, 255}
@@ -115,7 +115,7 @@ def prepare(workspace: Path, target: Target) -> None:
     workspace.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in COPIED:
-        source = ROOT / name
+        source = checkout_root() / name
         if source.is_dir():
             shutil.copytree(source, workspace / name, ignore=ignore)
         else:
@@ -168,7 +168,7 @@ def load_equivalents(path: Path) -> dict[str, dict[str, str]]:
 
 def run_module(name: str, target: Target, jobs: int, equivalents: dict[str, dict[str, str]]) -> Score:
     """Mutate one module, run its tests on every mutant, and score the run."""
-    workspace = ROOT / "build" / "mutation" / name
+    workspace = checkout_root() / "build" / "mutation" / name
     prepare(workspace, target)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
     env.pop("UNLEARN_ROOT", None)
@@ -257,9 +257,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--jobs", type=cli.whole_number(1), default=os.cpu_count() or 1, help="mutants run at once")
     parser.add_argument("--results", type=Path, help="write the scores into this RESULTS.md")
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "build" / "mutation.json", help="the run's record (default: %(default)s)"
-    )
+    parser.add_argument("--out", type=Path, help="the run's record (default: build/mutation.json in the checkout)")
     return parser
 
 
@@ -267,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .course import machine
 
-    equivalents = load_equivalents(ROOT / EQUIVALENTS)
+    equivalents = load_equivalents(checkout_root() / EQUIVALENTS)
     scores = []
     for name in args.modules:
         print(f"mutating {TARGETS[name].source} against {', '.join(TARGETS[name].tests)} ...", flush=True)
@@ -288,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "scores": [asdict(s) for s in scores],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(run, indent=2) + "\n")
+    out = args.out or checkout_root() / "build" / "mutation.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(run, indent=2) + "\n")
     print("\n" + table(scores))
     if args.results:
         text = args.results.read_text() if args.results.is_file() else ""
