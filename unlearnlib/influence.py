@@ -30,19 +30,12 @@ from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 
 from . import validate
-from .data import ImageData, Split
+from .data import ImageData, Split, complement
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``loss(outputs, targets)``: the mean loss over a batch."""
 
 SOLVERS = ("exact", "cg", "lissa")
-
-
-def check_damping(damping: float, *, positive: bool = False) -> None:
-    """Raise unless ``damping`` is a number >= 0 (> 0 when ``positive``)."""
-    damping = validate.real("damping", damping)
-    if not (damping > 0 if positive else damping >= 0):
-        raise ValueError(f"damping must be {'positive' if positive else 'non-negative'}, got {damping}")
 
 
 def image_tensors(data: ImageData, split: Split, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,10 +83,8 @@ class Objective:
             raise ValueError("at least one parameter must vary")
         if len(inputs) != len(targets) or len(inputs) == 0:
             raise ValueError(f"need as many targets as inputs, and some: got {len(inputs)} and {len(targets)}")
-        l2 = validate.real("l2", l2)
-        batch_size = validate.integer("batch_size", batch_size)
-        if l2 < 0 or batch_size < 1:
-            raise ValueError(f"l2 must be >= 0 and batch_size positive, got {l2} and {batch_size}")
+        l2 = validate.non_negative("l2", l2)
+        batch_size = validate.integer("batch_size", batch_size, minimum=1)
         return cls(model.eval(), inputs, targets, names, loss, l2, batch_size)
 
     def __len__(self) -> int:
@@ -134,9 +125,7 @@ class Objective:
 
     def without(self, indices: torch.Tensor) -> Objective:
         """The same objective without the examples at ``indices`` (a leave-out retraining's objective)."""
-        keep = torch.ones(len(self), dtype=torch.bool, device=self.inputs.device)
-        keep[torch.as_tensor(indices, device=self.inputs.device)] = False
-        return self.subset(keep.nonzero().squeeze(1))
+        return self.subset(complement(indices, len(self)))
 
     def batch_loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The mean loss over the batch ``(x, y)`` at ``theta`` (without the L2 term)."""
@@ -255,7 +244,7 @@ def with_damping(hessian: torch.Tensor, damping: float) -> torch.Tensor:
 
 def exact_solve(hessian: torch.Tensor, v: torch.Tensor, damping: float = 0.0) -> Solution:
     """(H + λI)⁻¹ v by a direct solve with the explicit Hessian; ``v`` a vector or a matrix of columns."""
-    check_damping(damping)
+    damping = validate.non_negative("damping", damping)
     start = time.perf_counter()
     p = hessian.shape[0]
     if hessian.shape != (p, p):
@@ -283,11 +272,9 @@ def conjugate_gradient(
     direction of non-positive curvature raises an error that asks for more damping.
     ``callback(i, x)`` sees the iterate after each iteration.
     """
-    check_damping(damping)
-    max_iterations = validate.integer("max_iterations", max_iterations)
-    tolerance = validate.real("tolerance", tolerance)
-    if max_iterations < 1 or not tolerance > 0:
-        raise ValueError(f"max_iterations and tolerance must be positive, got {max_iterations} and {tolerance}")
+    damping = validate.non_negative("damping", damping)
+    max_iterations = validate.integer("max_iterations", max_iterations, minimum=1)
+    tolerance = validate.positive("tolerance", tolerance)
     start = time.perf_counter()
     b = _as_columns(v, len(v))
     scale = b.norm(dim=0)
@@ -296,7 +283,6 @@ def conjugate_gradient(
     d = r.clone()
     rs = (r * r).sum(0)
     active = scale > 0
-    iterations = 0
     for iterations in range(1, max_iterations + 1):
         ad = hvp(d) + damping * d
         curvature = (d * ad).sum(0)
@@ -341,12 +327,11 @@ def lissa(
     (one more product); otherwise it is NaN.  ``callback(j, x)`` sees the estimate of
     the current repeat after each step j.
     """
-    check_damping(damping)
-    scale = validate.real("scale", scale)
-    depth, repeats = validate.integer("depth", depth), validate.integer("repeats", repeats)
+    damping = validate.non_negative("damping", damping)
+    scale = validate.positive("scale", scale)
+    depth = validate.integer("depth", depth, minimum=1)
+    repeats = validate.integer("repeats", repeats, minimum=1)
     seed = validate.seed("seed", seed)
-    if not scale > 0 or depth < 1 or repeats < 1:
-        raise ValueError(f"scale, depth and repeats must be positive, got {scale}, {depth} and {repeats}")
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     b = _as_columns(v, len(v))
@@ -377,24 +362,24 @@ class Influence:
     def __init__(self, objective: Objective, *, damping: float = 0.0, solver: str = "exact", **options):
         if solver not in SOLVERS:
             raise ValueError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
-        check_damping(damping)
         self.objective = objective
-        self.damping = damping
+        self.damping = validate.non_negative("damping", damping)
         self.solver = solver
         self.options = options
         self.theta = objective.theta
-        self._damped: torch.Tensor | None = None
-        self._factors: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._factorised: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        """H + λI and its LU factors, once the exact solver has built them."""
         self.last: Solution | None = None
 
     def _exact(self, columns: torch.Tensor) -> Solution:
         """Solve with H + λI, built and LU-factorised on the first call and reused after."""
         start = time.perf_counter()
-        if self._damped is None:
-            self._damped = with_damping(self.objective.hessian(self.theta), self.damping)
-            self._factors = torch.linalg.lu_factor(self._damped)
-        x = torch.linalg.lu_solve(*self._factors, columns)
-        residual = _relative_residual(lambda c: self._damped @ c, x, columns)
+        if self._factorised is None:
+            damped = with_damping(self.objective.hessian(self.theta), self.damping)
+            self._factorised = (damped, *torch.linalg.lu_factor(damped))
+        damped, lu, pivots = self._factorised
+        x = torch.linalg.lu_solve(lu, pivots, columns)
+        residual = _relative_residual(lambda c: damped @ c, x, columns)
         return Solution(x, self.objective.size, residual, time.perf_counter() - start)
 
     def inverse_hvp(self, v: torch.Tensor) -> torch.Tensor:

@@ -67,15 +67,13 @@ def last_blocks(model: nn.Module, k: int) -> list[nn.Module]:
 
 
 def reinitialise(modules: Iterable[nn.Module], seed: int) -> None:
-    """Draw fresh initial weights (and reset batch-norm statistics) for every layer in ``modules``."""
+    """Draw fresh initial weights for every layer in ``modules`` (a batch norm's reset also clears its statistics)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for module in modules:
             for layer in module.modules():
                 if hasattr(layer, "reset_parameters"):
                     layer.reset_parameters()
-                if hasattr(layer, "reset_running_stats"):
-                    layer.reset_running_stats()
 
 
 def train_only(model: nn.Module, trainable: list[nn.Module] | None) -> list[nn.Parameter]:

@@ -9,8 +9,8 @@ from tqdm.auto import tqdm
 from ..checkpoints import TrainedModel
 from ..data import ImageData
 from ..forget import ForgetRequest
-from ..influence import Influence, Objective, check_damping, image_tensors, removal_step
-from ..validate import check_counts, non_negative
+from ..influence import Influence, Objective, image_tensors, removal_step
+from ..validate import check_counts, non_negative, positive
 from .common import check_request, last_blocks, working_copy
 from .registry import register
 
@@ -65,7 +65,7 @@ def influence(
     Only the last ``k`` blocks change; batch-norm statistics stay as they were.
     """
     check_request(request, data)
-    check_damping(damping, positive=True)
+    positive("damping", damping)
     check_counts(k=k, max_iterations=max_iterations, batch_size=batch_size)
     non_negative("l2", l2)
     if solver not in ("auto", "exact", "cg"):

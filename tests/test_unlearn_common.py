@@ -1,0 +1,256 @@
+"""The pieces the unlearning methods share, each against a known answer."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unlearnlib import data as data_module
+from unlearnlib.checkpoints import TrainedModel
+from unlearnlib.forget import ForgetRequest, class_forget
+from unlearnlib.models import ResNet9, blocks
+from unlearnlib.train import TrainConfig
+from unlearnlib.unlearn.common import (
+    batches_per_epoch,
+    check_request,
+    cycle,
+    distance_squared,
+    distillation_loss,
+    fine_tune,
+    frozen_copy,
+    last_blocks,
+    network,
+    parameters_of,
+    reinitialise,
+    subsample,
+    train_only,
+    working_copy,
+)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return data_module.load("digits", n_train=40, n_test=10, device="cpu")
+
+
+def linear() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+
+def _message(call, kind=ValueError) -> str:
+    with pytest.raises(kind) as raised:
+        call()
+    return str(raised.value)
+
+
+def test_a_cached_model_is_unwrapped_and_anything_else_refused():
+    model = linear()
+    config = TrainConfig(dataset="digits", arch="resnet9", width=8, epochs=1, batch_size=32, lr=0.05)
+    cached = TrainedModel(model, config, torch.arange(3), None, 0.0, None, False)
+    assert network(cached) is model and network(model) is model
+    assert _message(lambda: network("model"), TypeError) == (
+        "model must be a network (an nn.Module) or a TrainedModel, got str"
+    )
+
+
+def test_copies_leave_the_original_alone_and_set_what_they_promise():
+    model = linear()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    working = working_copy(model)
+    assert working is not model and all(p.requires_grad for p in working.parameters())
+    model.train()
+    frozen = frozen_copy(model)
+    assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
+    assert model.training, "the original keeps its mode"
+
+
+def test_only_the_trainable_blocks_get_gradients_and_train_mode():
+    model = ResNet9(num_classes=10, in_channels=1, width=2)
+    head = last_blocks(model, 2)
+    parameters = train_only(model, head)
+    assert {id(p) for p in parameters} == {id(p) for block in head for p in block.parameters()}
+    for p in model.parameters():
+        assert p.requires_grad == (id(p) in {id(q) for q in parameters})
+    first = blocks(model)[0][1]
+    assert not first.training and all(block.training for block in head)
+    everything = train_only(model, None)
+    assert len(everything) == len(list(model.parameters())) and model.training
+
+
+def test_the_last_blocks_are_counted_from_the_end_within_the_network():
+    model = ResNet9(num_classes=10, in_channels=1, width=2)  # 7 blocks
+    assert last_blocks(model, 1) == [model.fc] and len(last_blocks(model, 7)) == 7
+    for k in (0, 8):
+        assert _message(lambda k=k: last_blocks(model, k)) == f"k must be in 1..7 for this network of 7 blocks, got {k}"
+    assert _message(lambda: last_blocks(model, "2"), TypeError) == "k must be a whole number, got '2' (str)"
+
+
+def test_a_class_request_must_name_a_class_of_the_data(small):
+    check_request(class_forget(small.train.labels, 0, small.info), small)
+    check_request(class_forget(small.train.labels, 9, small.info), small)
+    outside = ForgetRequest("class", torch.tensor([0]), len(small.train), target_class=10)
+    assert _message(lambda: check_request(outside, small)) == "class 10 does not exist in digits (classes 0..9)"
+    other = ForgetRequest("random", torch.tensor([0]), 41)
+    assert _message(lambda: check_request(other, small)) == (
+        "the request is for a training split of 41 examples, this data has 40"
+    )
+
+
+def test_batch_norm_statistics_and_weights_are_redrawn_by_the_seed():
+    def redrawn(seed: int) -> nn.Module:
+        block = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+        block[1].running_mean.fill_(5.0)
+        block[1].running_var.fill_(7.0)
+        reinitialise([block], seed)
+        return block
+
+    block = redrawn(3)
+    assert torch.equal(block[1].running_mean, torch.zeros(4)) and torch.equal(block[1].running_var, torch.ones(4))
+    torch.manual_seed(0)
+    again = redrawn(3)
+    torch.manual_seed(1)
+    assert torch.equal(block[0].weight, again[0].weight) and not torch.equal(block[0].weight, redrawn(4)[0].weight)
+
+
+def test_a_subsample_is_a_seeded_share_of_at_least_one():
+    indices = torch.arange(100, 140)
+    torch.manual_seed(0)
+    picked = subsample(indices, 0.25, seed=2)
+    torch.manual_seed(1)
+    assert torch.equal(picked, subsample(indices, 0.25, seed=2)), "the seed alone decides"
+    assert len(picked) == 10 and torch.equal(picked, picked.sort().values) and torch.isin(picked, indices).all()
+    assert not torch.equal(picked, subsample(indices, 0.25, seed=3))
+    assert len(subsample(indices, 0.01, seed=0)) == 1 and len(subsample(indices, 1.0, seed=0)) == 40
+    assert _message(lambda: subsample(indices, 0.0, 0)) == "fraction must be in (0, 1], got 0.0"
+    assert _message(lambda: subsample(indices, 0.5, -1)) == "seed must be in 0..4294967295, got -1"
+
+
+def test_batches_per_epoch_round_up_and_never_vanish():
+    assert [batches_per_epoch(n, 32) for n in (0, 1, 32, 33, 64, 65)] == [1, 1, 1, 2, 2, 3]
+
+
+def test_cycle_reshuffles_at_every_pass_with_its_own_generator(small):
+    split = small.train.subset(torch.arange(8))
+
+    def labels(seed: int, passes: int = 2) -> list[list[int]]:
+        batches = cycle(small, split, 4, torch.Generator().manual_seed(seed))
+        flat = [int(v) for _ in range(2 * passes) for v in next(batches)[1]]
+        return [flat[i : i + 8] for i in range(0, len(flat), 8)]
+
+    torch.manual_seed(0)
+    first = labels(5)
+    torch.manual_seed(1)
+    assert labels(5) == first, "the generator alone decides the order"
+    in_order = split.labels.tolist()
+    assert all(sorted(p) == sorted(in_order) for p in first), "every pass is the whole split"
+    assert first[0] != in_order and first[0] != first[1], "shuffled, and reshuffled"
+
+
+def test_distillation_uses_the_class_dimension_and_temperature_one_by_default():
+    student = torch.tensor([[0.5, -1.0, 2.0], [0.0, 0.0, 1.0]])
+    teacher = torch.tensor([[1.0, 0.0, 0.0], [2.0, 1.0, 0.0]])
+    p, log_q = F.softmax(teacher, 1), F.log_softmax(student, 1)
+    expected = (p * (p.log() - log_q)).sum(1).mean()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an implicit softmax dimension warns
+        assert distillation_loss(student, teacher).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_the_squared_distance_is_weighted_and_stays_on_the_models_device():
+    model = nn.Linear(2, 1)
+    reference = {name: torch.zeros_like(p) for name, p in parameters_of(model).items()}
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 2.0]]))
+        model.bias.fill_(3.0)
+    assert distance_squared(model, reference).item() == pytest.approx(1 + 4 + 9)
+    weights = {"weight": torch.tensor([[2.0, 0.5]]), "bias": torch.tensor([0.0])}
+    assert distance_squared(model, reference, weights).item() == pytest.approx(2 + 2)
+    model.bias.requires_grad_(False)
+    assert distance_squared(model, reference).item() == pytest.approx(1 + 4), "frozen parameters are left out"
+    on_meta = nn.Linear(2, 1, device="meta").requires_grad_(False)
+    assert distance_squared(on_meta, {}).device.type == "meta"
+
+
+def _sgd_by_hand(model: nn.Module, x, y, *, lr: float, momentum: float, weight_decay: float, steps: int):
+    """torch's SGD written out: d = g + wd·θ, b ← μ·b + d, θ ← θ − lr·(d + μ·b) (Nesterov), on the full batch."""
+    buffers = {}
+    for _ in range(steps):
+        model.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                d = p.grad + weight_decay * p
+                buffers[name] = d.clone() if name not in buffers else momentum * buffers[name] + d
+                p -= lr * (d + momentum * buffers[name] if momentum else d)
+    return model
+
+
+@pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.5, 0.1)])
+def test_fine_tuning_is_sgd_on_the_cross_entropy(small, momentum, weight_decay):
+    torch.manual_seed(0)
+    model = linear()
+    expected = _sgd_by_hand(
+        working_copy(model),
+        *next(iter(small.batches(small.train, 40))),
+        lr=0.1,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        steps=3,
+    )
+    tuned = fine_tune(
+        working_copy(model),
+        small,
+        torch.arange(40),
+        epochs=3,
+        lr=0.1,
+        batch_size=40,
+        schedule="constant",
+        momentum=momentum,
+        weight_decay=weight_decay,
+        progress=False,
+    )
+    assert not tuned.training
+    for (name, found), (_, wanted) in zip(tuned.named_parameters(), expected.named_parameters()):
+        torch.testing.assert_close(found, wanted, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_fine_tuning_draws_its_batches_from_its_seed(small):
+    torch.manual_seed(0)
+    model = linear()
+
+    def tuned(**seed) -> torch.Tensor:
+        copy = fine_tune(
+            working_copy(model), small, torch.arange(40), epochs=1, lr=0.1, batch_size=8, progress=False, **seed
+        )
+        return copy[1].weight.detach()
+
+    assert torch.equal(tuned(), tuned(seed=0))
+    assert not torch.allclose(tuned(seed=0), tuned(seed=1)), "the order of the batches changes the weights"
+
+
+def test_fine_tuning_refuses_what_it_cannot_run(small):
+    for options, message in (
+        ({"epochs": 0}, "epochs must be positive (at least 1), got 0"),
+        ({"batch_size": 0}, "batch_size must be positive (at least 1), got 0"),
+        ({"lr": 0.0}, "lr must be positive, got 0.0"),
+        ({"seed": -1}, "seed must be in 0..4294967295, got -1"),
+    ):
+        with pytest.raises(ValueError) as raised:
+            fine_tune(linear(), small, torch.arange(40), **{"epochs": 1, "lr": 0.1, "batch_size": 8, **options})
+        assert str(raised.value) == message
+
+
+def test_fine_tuning_shows_a_progress_bar_of_epochs_that_it_clears(small, capsys):
+    fine_tune(linear(), small, torch.arange(40), epochs=2, lr=0.1, batch_size=40)
+    shown = capsys.readouterr().err
+    assert "fine-tuning:" in shown and "/2 [" in shown and "epoch/s" in shown
+    assert shown.endswith("\r") and not shown.endswith("\n"), "the finished bar is cleared"
+    fine_tune(linear(), small, torch.arange(40), epochs=1, lr=0.1, batch_size=40, desc="pulling")
+    assert "pulling:" in capsys.readouterr().err
+    fine_tune(linear(), small, torch.arange(40), epochs=1, lr=0.1, batch_size=40, progress=False)
+    assert capsys.readouterr().err == ""
