@@ -59,7 +59,7 @@ course: $(STAMP)
 	$(BIN)/python -m unlearnlib.course --out $(BUILD) $(if $(ONLY),--only $(ONLY))
 
 readme: $(STAMP)
-	$(BIN)/python -m unlearnlib.course --readme $(BUILD)/results.json
+	$(BIN)/python -m unlearnlib.readme $(BUILD)/results.json
 
 colab: $(STAMP)
 	$(BIN)/python -m unlearnlib.colab --write

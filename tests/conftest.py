@@ -12,7 +12,7 @@ import pytest
 import torch
 from hypothesis import settings
 
-from unlearnlib import data as data_module
+from unlearnlib import datasets, imagedata
 
 # `make mutation` runs the tests once for each mutant: each run draws the same examples and remembers none.
 settings.register_profile("mutation", derandomize=True, database=None)
@@ -54,8 +54,8 @@ def isolated_root(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def digits() -> data_module.ImageData:
-    return data_module.load("digits", device="cpu")
+def digits() -> imagedata.ImageData:
+    return datasets.load("digits", device="cpu")
 
 
 def write_fake_cifar(
@@ -102,10 +102,10 @@ def fake_cifar10(isolated_root) -> dict:
 
 
 @pytest.fixture
-def tiny_split() -> data_module.Split:
+def tiny_split() -> imagedata.Split:
     """Twelve distinct 2x5x6 images, labels 0..2."""
     images = torch.arange(12 * 2 * 5 * 6).reshape(12, 2, 5, 6).remainder(251).to(torch.uint8) + 1
-    return data_module.Split(images, torch.arange(12) % 3)
+    return imagedata.Split(images, torch.arange(12) % 3)
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from unlearnlib.batching import (
     random_flip,
     random_rotate,
 )
-from unlearnlib.data import Split
+from unlearnlib.imagedata import Split
 
 
 def _generator(seed=0):

@@ -20,7 +20,7 @@ from unlearnlib.checkpoints import (
     load_checkpoint,
 )
 from unlearnlib.config import UnusableRoot
-from unlearnlib.data import load
+from unlearnlib.datasets import load
 from unlearnlib.forget import random_forget
 from unlearnlib.train import TrainConfig, evaluate_model
 
@@ -265,7 +265,7 @@ import sys, time
 from pathlib import Path
 import torch
 from unlearnlib import checkpoints
-from unlearnlib.data import load
+from unlearnlib.datasets import load
 from unlearnlib.train import TrainConfig
 
 torch.set_num_threads(1)

@@ -8,8 +8,9 @@ from torch import nn
 
 from unlearnlib import corrective
 from unlearnlib.batching import Augmentation
-from unlearnlib.data import DatasetInfo, ImageData, Split, Trigger, class_pair, poison
 from unlearnlib.forget import corrective_forget
+from unlearnlib.imagedata import DatasetInfo, ImageData, Split
+from unlearnlib.poisoning import Trigger, class_pair, poison
 from unlearnlib.train import TrainConfig
 
 

@@ -84,7 +84,6 @@ def test_the_course_runs_every_notebook_even_after_a_failure_and_reports_it(tmp_
         (["--only", "03,99"], "--only: '99' names no notebook; choose among 01, 03"),
         (["--timeout", "0"], "--timeout: must be positive, got 0"),
         (["--out", "{file}"], "is a file, not a folder"),
-        (["--readme", "{empty}/results.json"], "results.json does not exist: run `make course`"),
     ],
 )
 def test_user_errors_are_one_line_before_anything_runs(tmp_path, capsys, arguments, message):
@@ -102,6 +101,17 @@ def test_user_errors_are_one_line_before_anything_runs(tmp_path, capsys, argumen
     assert "Traceback" not in error and not (tmp_path / "out" / "results.json").exists()
 
 
+def test_the_readme_command_says_when_there_is_no_run_to_write(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        readme.main([str(tmp_path / "results.json"), "--readme-file", str(tmp_path / "README.md")])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert (
+        error.startswith("python -m unlearnlib.readme: error:")
+        and "results.json does not exist: run `make course`" in error
+    )
+
+
 def test_a_bad_profile_from_the_environment_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(config.PROFILE_ENV, "laptop")
     (tmp_path / "nb").mkdir()
@@ -117,7 +127,7 @@ def test_help_lists_the_profiles(capsys):
     shown = capsys.readouterr().out
     for profile in config.PROFILES.values():
         assert f"{profile.name:8s} {profile.meant_for}" in shown
-    assert "--only" in shown and "--readme" in shown
+    assert "--only" in shown
 
 
 def test_only_selects_notebooks_by_number_or_name(tmp_path):
@@ -208,7 +218,7 @@ def test_readme_run_times_refuse_what_they_cannot_place(text, seconds, message):
 def test_readme_command_writes_the_file(tmp_path, capsys):
     (tmp_path / "README.md").write_text(README)
     (tmp_path / "results.json").write_text(json.dumps(_results("smoke", **{"01_data": 9.0})))
-    status = course.main(["--readme", str(tmp_path / "results.json"), "--readme-file", str(tmp_path / "README.md")])
+    status = readme.main([str(tmp_path / "results.json"), "--readme-file", str(tmp_path / "README.md")])
     assert status == 0 and "| 9 s | 14 min (by hand) |" in (tmp_path / "README.md").read_text()
     assert "run times of 1 notebooks under the smoke profile updated" in capsys.readouterr().out
 
@@ -220,7 +230,7 @@ def test_results_md_gets_one_generated_section_per_profile(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(cpu))
     board = "Profile cpu, made by notebook 09.\n\n| method | F |\n|---|---|\n| retrain | 0.3 |\n"
     (tmp_path / "leaderboard.md").write_text(board)
-    course.main(["--readme", str(tmp_path / "results.json"), "--readme-file", str(tmp_path / "README.md")])
+    readme.main([str(tmp_path / "results.json"), "--readme-file", str(tmp_path / "README.md")])
     text = (tmp_path / "RESULTS.md").read_text()
     assert text.startswith(readme.RESULTS_HEADER) and "## The cpu profile" in text and "### 01_data" in text
     assert "| nearest_mean_accuracy | 0.6719 |" in text and "| retrain | 0.3 |" in text
@@ -228,7 +238,7 @@ def test_results_md_gets_one_generated_section_per_profile(tmp_path):
     smoke = _results("smoke", **{"01_data": 9.0})
     (tmp_path / "leaderboard.md").unlink()
     (tmp_path / "results.json").write_text(json.dumps(smoke))
-    course.main(["--readme", str(tmp_path / "results.json"), "--readme-file", str(tmp_path / "README.md")])
+    readme.main([str(tmp_path / "results.json"), "--readme-file", str(tmp_path / "README.md")])
     both = (tmp_path / "RESULTS.md").read_text()
     assert both.index("## The cpu profile") < both.index("## The smoke profile") and "| retrain | 0.3 |" in both
     cpu["notebooks"]["01_data"]["values"] = {"nearest_mean_accuracy": 0.7}
@@ -267,7 +277,7 @@ def test_readme_command_rewrites_each_notebooks_run_time(tmp_path, capsys):
         notebook.cells[0].source += "\n\n**Run time**: not measured yet."
         nbformat.write(notebook, tmp_path / "notebooks" / f"{name}.ipynb")
     (tmp_path / "results.json").write_text(json.dumps(_results("cpu", **{"02_train": 75.0})))
-    course.main(["--readme", str(tmp_path / "results.json"), "--readme-file", str(tmp_path / "README.md")])
+    readme.main([str(tmp_path / "results.json"), "--readme-file", str(tmp_path / "README.md")])
     assert "run-time paragraphs of 2 notebooks rewritten" in capsys.readouterr().out
     first = nbformat.read(tmp_path / "notebooks" / "02_train.ipynb", as_version=4).cells[0].source
     assert first.startswith("# 02_train\n\n**Run time**, measured") and "cpu profile 75 s." in first

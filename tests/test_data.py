@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnlib import data
-from unlearnlib.data import DatasetUnavailable, check_indices, download, load, read_idx
+from unlearnlib import datasets, imagedata
+from unlearnlib.datasets import DatasetUnavailable, download, load, read_idx
+from unlearnlib.imagedata import check_indices
 
 
 def test_digits_are_uint8_tensors_on_the_device(digits):
@@ -106,14 +107,14 @@ def test_fashion_mnist_in_torchvision_layout_loads(isolated_root):
     assert loaded.info.classes[9] == "Ankle boot"
 
 
-@pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist not installed")
+@pytest.mark.skipif(not datasets.DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist not installed")
 def test_real_fashion_mnist_from_debian():
     loaded = load("fashion-mnist", n_test=1000, device="cpu")
     assert len(loaded.train) == 60_000 and len(loaded.test) == 1000
     assert loaded.train.images.shape[1:] == (1, 28, 28)
     counts = torch.bincount(loaded.train.labels, minlength=10)
     assert (counts == 6000).all(), "Fashion-MNIST has 6000 training images per class"
-    assert str(data.DEBIAN_FASHION_MNIST) in loaded.source
+    assert str(datasets.DEBIAN_FASHION_MNIST) in loaded.source
 
 
 def test_unknown_dataset_names_the_choices():
@@ -122,7 +123,7 @@ def test_unknown_dataset_names_the_choices():
 
 
 def test_offline_load_fails_fast_with_a_clear_message(monkeypatch):
-    monkeypatch.setattr(data, "url_reachable", lambda url, timeout=3.0: False)
+    monkeypatch.setattr(datasets, "url_reachable", lambda url, timeout=3.0: False)
     start = time.perf_counter()
     with pytest.raises(DatasetUnavailable, match="cannot be reached.*UNLEARN_DATASET=digits"):
         load("cifar10", device="cpu")
@@ -134,7 +135,7 @@ def test_the_network_probe_gives_up_on_a_silent_server_within_its_timeout():
         server.bind(("127.0.0.1", 0))
         server.listen(1)
         start = time.perf_counter()
-        assert not data.url_reachable(f"http://127.0.0.1:{server.getsockname()[1]}/file", timeout=1.0)
+        assert not datasets.url_reachable(f"http://127.0.0.1:{server.getsockname()[1]}/file", timeout=1.0)
     assert time.perf_counter() - start < 3
 
 
@@ -142,7 +143,7 @@ def test_the_network_probe_refuses_what_is_not_there():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    assert not data.url_reachable(f"http://127.0.0.1:{port}/nothing-listens-here", timeout=1.0)
+    assert not datasets.url_reachable(f"http://127.0.0.1:{port}/nothing-listens-here", timeout=1.0)
 
 
 def _md5(content: bytes) -> str:
@@ -202,9 +203,9 @@ def test_split_subset_and_validation(tiny_split):
     part = tiny_split.subset(torch.tensor([4, 1]))
     assert torch.equal(part.images, tiny_split.images[[4, 1]]) and part.labels.tolist() == [1, 1]
     with pytest.raises(ValueError, match="uint8"):
-        data.Split(tiny_split.images.float(), tiny_split.labels)
+        imagedata.Split(tiny_split.images.float(), tiny_split.labels)
     with pytest.raises(ValueError, match="labels of shape"):
-        data.Split(tiny_split.images, tiny_split.labels[:5])
+        imagedata.Split(tiny_split.images, tiny_split.labels[:5])
 
 
 def test_class_lookup_by_name_and_index(digits):
@@ -226,12 +227,12 @@ def test_cifar_is_downloaded_verified_and_extracted(tmp_path, make_fake_cifar):
     class Described:
         url = archive.as_uri()
         filename = "cifar-10-python.tar.gz"
-        tgz_md5 = data.md5_of(archive)
+        tgz_md5 = datasets.md5_of(archive)
         base_folder = "cifar-10-batches-py"
         train_list = [[f"data_batch_{i}", ""] for i in range(1, 6)]
         test_list = [["test_batch", ""]]
 
-    source = data._Cifar(Described, "labels")
+    source = datasets._Cifar(Described, "labels")
     root = tmp_path / "data"
     assert not source.local(root)
     source.fetch(root)
@@ -241,17 +242,17 @@ def test_cifar_is_downloaded_verified_and_extracted(tmp_path, make_fake_cifar):
 
 
 def test_mislabel_changes_exactly_the_chosen_labels_to_other_classes(digits):
-    noisy, chosen = data.mislabel(digits.train, 0.1, 10, seed=4)
+    noisy, chosen = imagedata.mislabel(digits.train, 0.1, 10, seed=4)
     changed = (noisy.labels != digits.train.labels).nonzero().squeeze(1)
     assert torch.equal(changed, chosen) and len(chosen) == round(0.1 * len(digits.train))
     assert torch.equal(noisy.images, digits.train.images) and int(noisy.labels.max()) < 10
-    again, same = data.mislabel(digits.train, 0.1, 10, seed=4)
+    again, same = imagedata.mislabel(digits.train, 0.1, 10, seed=4)
     assert torch.equal(same, chosen) and torch.equal(again.labels, noisy.labels)
     for fraction in (0.0, 1.0, -0.2):
         with pytest.raises(ValueError, match="fraction must be in"):
-            data.mislabel(digits.train, fraction, 10)
+            imagedata.mislabel(digits.train, fraction, 10)
     with pytest.raises(ValueError, match="at least 2 classes"):
-        data.mislabel(digits.train, 0.1, 1)
+        imagedata.mislabel(digits.train, 0.1, 1)
 
 
 @pytest.mark.parametrize(
@@ -261,11 +262,11 @@ def test_labels_outside_the_classes_are_refused_when_the_data_is_made(digits, ba
     labels = digits.train.labels.clone()
     labels[: len(bad)] = torch.tensor(bad)
     with pytest.raises(ValueError, match=f"the training split of digits has {shown}"):
-        dataclasses.replace(digits, train=data.Split(digits.train.images, labels))
+        dataclasses.replace(digits, train=imagedata.Split(digits.train.images, labels))
 
 
 def test_labels_are_checked_when_a_dataset_is_loaded(monkeypatch):
-    source = data._SOURCES["digits"]
+    source = datasets._SOURCES["digits"]
     real_read = source.read
 
     def with_an_eleventh_class(root):
@@ -281,4 +282,4 @@ def test_labels_are_checked_when_a_dataset_is_loaded(monkeypatch):
 
 def test_labels_must_be_whole_class_numbers(tiny_split):
     with pytest.raises(ValueError, match="labels must be whole class numbers"):
-        data.Split(tiny_split.images, tiny_split.labels.float())
+        imagedata.Split(tiny_split.images, tiny_split.labels.float())

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from unlearnlib.batching import Augmentation
-from unlearnlib.data import DatasetInfo
 from unlearnlib.forget import ForgetRequest, class_forget, corrective_forget, random_forget
+from unlearnlib.imagedata import DatasetInfo
 
 
 def test_random_forget_is_fixed_by_the_seed():

@@ -12,9 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnlib import data as data_module
+from unlearnlib import datasets, unlearn
 from unlearnlib import influence as inf
-from unlearnlib import unlearn
 from unlearnlib.forget import random_forget
 from unlearnlib.models import ResNet9, blocks
 
@@ -123,7 +122,7 @@ def test_influence_is_batched_consistently():
 
 
 def digits_logistic_regression(n: int = 300, l2: float = 0.01):
-    data = data_module.load("digits", device="cpu")
+    data = datasets.load("digits", device="cpu")
     inputs, targets = inf.image_tensors(data, data.train)
     test_inputs, test_targets = inf.image_tensors(data, data.test)
     model = nn.Linear(64, 10).double()
@@ -179,7 +178,7 @@ def test_the_removal_step_is_exact_retraining_for_a_quadratic_loss(forget):
 
 
 def test_the_registered_method_changes_only_the_last_blocks_and_its_solvers_agree(digits):
-    data = data_module.load("digits", n_train=200, n_test=50, device="cpu")
+    data = datasets.load("digits", n_train=200, n_test=50, device="cpu")
     model = ResNet9(num_classes=10, in_channels=1, width=4).eval()  # seeded by conftest's seeded_torch
     request = random_forget(len(data.train), fraction=0.1, seed=0)
     exact = unlearn.influence(model, request, data, damping=0.1, solver="exact", progress=False)
@@ -312,7 +311,7 @@ def test_bad_inputs_get_clear_errors():
 
 
 def test_the_registered_method_refuses_bad_options():
-    data = data_module.load("digits", n_train=100, n_test=20, device="cpu")
+    data = datasets.load("digits", n_train=100, n_test=20, device="cpu")
     model = ResNet9(num_classes=10, in_channels=1, width=2)
     request = random_forget(100, fraction=0.1)
     for options, message in (
@@ -529,7 +528,7 @@ def test_influence_uses_the_parameters_it_was_built_at_with_every_solver():
     for solver, options in solvers.items():
         influence = inf.Influence(objective, damping=1.0, solver=solver, **options)
         objective.load(_moved(objective))  # the model moves on; the influence stays at θ
-        found, took = _timed(lambda: influence.inverse_hvp(v))
+        found, took = _timed(lambda influence=influence: influence.inverse_hvp(v))
         torch.testing.assert_close(found, expected[solver], rtol=1e-9, atol=1e-12)
         residual = float(((hessian + torch.eye(len(v), dtype=v.dtype)) @ found - v).norm() / v.norm())
         assert influence.last.residual == pytest.approx(residual, rel=1e-6, abs=1e-12), solver

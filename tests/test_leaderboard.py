@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from unlearnlib import config, leaderboard
-from unlearnlib import data as data_module
+from unlearnlib import config, datasets, leaderboard
 from unlearnlib.checkpoints import get_or_train
 from unlearnlib.forget import class_forget, random_forget
 from unlearnlib.session import Session
@@ -21,7 +20,7 @@ TINY = dataclasses.replace(config.PROFILES["smoke"], arch="resnet9", width=4, ep
 
 @pytest.fixture
 def tiny(isolated_root):
-    digits = data_module.load("digits", n_train=300, n_test=200, device="cpu")
+    digits = datasets.load("digits", n_train=300, n_test=200, device="cpu")
     return Session(TINY, "digits", torch.device("cpu"), 0), digits
 
 

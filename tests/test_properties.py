@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from unlearnlib.batching import Augmentation
-from unlearnlib.data import DatasetInfo
 from unlearnlib.forget import REQUEST_KINDS, ForgetRequest, class_forget, corrective_forget, random_forget
 from unlearnlib.forgetting_quality import epsilon_from_rates, forgetting_quality, unlearning_score
+from unlearnlib.imagedata import DatasetInfo
 from unlearnlib.metrics import attack_success
 from unlearnlib.mia import mia_efficacy, simple_mia
 

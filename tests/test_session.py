@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from unlearnlib import config, session
-from unlearnlib.data import DatasetUnavailable
+from unlearnlib.datasets import DatasetUnavailable
 
 
 def test_profiles_are_chosen_by_name_then_environment_then_hardware(monkeypatch):

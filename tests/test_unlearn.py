@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnlib import data as data_module
-from unlearnlib import unlearn
+from unlearnlib import datasets, imagedata, unlearn
 from unlearnlib.checkpoints import get_or_train
 from unlearnlib.forget import ForgetRequest, class_forget, random_forget
 from unlearnlib.guard import Diverged
@@ -25,13 +24,13 @@ FAST = {"batch_size": 32, "progress": False}
 CLASS_ONLY = {"pbu", "unsir"}
 
 
-def trained(data: data_module.ImageData, indices: torch.Tensor | None = None) -> nn.Module:
+def trained(data: imagedata.ImageData, indices: torch.Tensor | None = None) -> nn.Module:
     model = new_model(CONFIG, data)
     fit(model, data, CONFIG, indices, progress=False)
     return model.eval()
 
 
-def accuracy(model: nn.Module, data: data_module.ImageData, indices: torch.Tensor) -> float:
+def accuracy(model: nn.Module, data: imagedata.ImageData, indices: torch.Tensor) -> float:
     return evaluate_model(model, data, data.train.subset(indices)).accuracy
 
 
@@ -41,12 +40,12 @@ def noisy():
 
     Returns the data, a random 20% forget request, the original model and the model retrained without D_f.
     """
-    data = data_module.load("digits", n_train=400, n_test=300, device="cpu")
+    data = datasets.load("digits", n_train=400, n_test=300, device="cpu")
     generator = torch.Generator().manual_seed(0)
     labels = data.train.labels.clone()
     flip = torch.randperm(len(labels), generator=generator)[: len(labels) * 15 // 100]
     labels[flip] = (labels[flip] + torch.randint(1, 10, (len(flip),), generator=generator)) % 10
-    data = dataclasses.replace(data, train=data_module.Split(data.train.images, labels))
+    data = dataclasses.replace(data, train=imagedata.Split(data.train.images, labels))
     request = random_forget(len(labels), fraction=0.2, seed=0)
     return data, request, trained(data), trained(data, request.retain)
 
@@ -54,12 +53,12 @@ def noisy():
 @pytest.fixture(scope="module")
 def clean():
     """400 digits, a request for class 3, the original model and its per-class test accuracy."""
-    data = data_module.load("digits", n_train=400, n_test=300, device="cpu")
+    data = datasets.load("digits", n_train=400, n_test=300, device="cpu")
     original = trained(data)
     return data, class_forget(data.train.labels, 3, data.info), original
 
 
-def per_class(model: nn.Module, data: data_module.ImageData) -> torch.Tensor:
+def per_class(model: nn.Module, data: imagedata.ImageData) -> torch.Tensor:
     return torch.as_tensor(evaluate_model(model, data, data.test).per_class_accuracy(data.info.num_classes))
 
 
@@ -243,7 +242,7 @@ def test_bad_requests_and_hyperparameters_get_clear_errors(noisy, clean):
         unlearn.get("finetune")(original, request, data, lr_typo=0.1)
     with pytest.raises(ValueError, match="available must be in"):
         unlearn.pbu(clean[2], clean[1], clean[0], available=1.5)
-    other = data_module.load("digits", n_train=100, device="cpu")
+    other = datasets.load("digits", n_train=100, device="cpu")
     with pytest.raises(ValueError, match="training split of 400"):
         unlearn.finetune(original, request, other)
 
@@ -274,7 +273,7 @@ def test_the_registry_lists_every_method_in_teaching_order():
 @pytest.fixture(scope="module")
 def untrained():
     """Digits, an untrained tiny network and a random request: divergence shows within the first steps."""
-    data = data_module.load("digits", n_train=300, n_test=100, device="cpu")
+    data = datasets.load("digits", n_train=300, n_test=100, device="cpu")
     model = build_model("resnet9", num_classes=10, in_channels=1, width=4, seed=0).eval()
     return data, model, random_forget(len(data.train), fraction=0.2, seed=0)
 
@@ -326,7 +325,7 @@ def test_the_influence_method_lands_near_the_head_retrained_on_the_retain_set():
     """Known answer: with the head at the exact optimum over all of the training set, one Newton step on the
     retain objective (tiny damping, exact solver) lands close to the head re-optimised on the retain set alone,
     computed here independently of the library. Doing nothing stays where it was; the step closes the gap."""
-    data = data_module.load("digits", n_train=300, n_test=50, device="cpu")
+    data = datasets.load("digits", n_train=300, n_test=50, device="cpu")
     request = random_forget(len(data.train), fraction=0.1, seed=1)
     torch.manual_seed(0)
     model = ResNet9(in_channels=1, num_classes=10, width=4).eval()

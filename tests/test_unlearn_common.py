@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnlib import data as data_module
+from unlearnlib import datasets
 from unlearnlib.checkpoints import TrainedModel
 from unlearnlib.forget import ForgetRequest, class_forget
 from unlearnlib.models import ResNet9, blocks
@@ -34,7 +34,7 @@ from unlearnlib.unlearn.common import (
 
 @pytest.fixture(scope="module")
 def small():
-    return data_module.load("digits", n_train=40, n_test=10, device="cpu")
+    return datasets.load("digits", n_train=40, n_test=10, device="cpu")
 
 
 def linear() -> nn.Module:

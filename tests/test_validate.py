@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnlib import data as data_module
-from unlearnlib import unlearn, validate
+from unlearnlib import datasets, poisoning, unlearn, validate
 from unlearnlib.batching import Augmentation
 from unlearnlib.checkpoints import get_or_train_seeds
 from unlearnlib.corrective import backdoored_pair
@@ -80,7 +79,7 @@ def test_class_ids():
 @pytest.fixture(scope="module")
 def small():
     """Digits, an untrained tiny network and a random request: enough for checks that come before any work."""
-    digits = data_module.load("digits", n_train=200, n_test=100, device="cpu")
+    digits = datasets.load("digits", n_train=200, n_test=100, device="cpu")
     model = build_model("resnet9", num_classes=10, in_channels=1, width=2, seed=0)
     return digits, model, random_forget(200, count=20)
 
@@ -103,8 +102,8 @@ WRONG_NUMBERS = [
     ("class", lambda d, m, r: class_forget(d.train.labels, 3.7, d.info)),
     ("class", lambda d, m, r: class_forget(d.train.labels, True, d.info)),
     ("size", lambda d, m, r: corrective_forget(torch.arange(10), 100, size=2.5)),
-    ("n_train", lambda d, m, r: data_module.load("digits", n_train=100.5, device="cpu")),
-    ("count", lambda d, m, r: data_module.poison(d, 2.5, 0)),
+    ("n_train", lambda d, m, r: datasets.load("digits", n_train=100.5, device="cpu")),
+    ("count", lambda d, m, r: poisoning.poison(d, 2.5, 0)),
     ("poisons", lambda d, m, r: backdoored_pair(d, (3, 8), minority=8, ratio=1.0, poisons=2.5, minority_share=1)),
     ("crop_padding", lambda d, m, r: Augmentation(crop_padding=1.5)),
     ("batch_size", lambda d, m, r: next(d.batches(d.test, 2.5))),
@@ -147,7 +146,7 @@ def test_other_mistakes_a_user_makes_get_named_errors(small):
     with pytest.raises(ValueError, match="seeds is empty"):
         get_or_train_seeds(config, digits, [])
     with pytest.raises(ValueError, match=r"classes must be a pair of classes .*got \(3,\)"):
-        data_module.class_pair(digits, (3,), minority=3)
+        poisoning.class_pair(digits, (3,), minority=3)
     with pytest.raises(TypeError, match="config must be a TrainConfig, got NoneType"):
         fit(model, digits, None)
     with pytest.raises(ValueError, match="training needs at least 2 examples"):

@@ -10,15 +10,25 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
 from . import validate
 
-if TYPE_CHECKING:
-    from .data import Split
+
+class LabelledImages(Protocol):
+    """What :func:`batches` slices: uint8 images ``[N, C, H, W]`` and their labels on one device (a
+    :class:`~unlearnlib.imagedata.Split`)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,7 @@ def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
 
 
 def batches(
-    split: Split,
+    split: LabelledImages,
     batch_size: int,
     *,
     mean: torch.Tensor,

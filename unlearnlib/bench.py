@@ -29,7 +29,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from . import cli, config
-from .data import INFO, ImageData, Split
+from .datasets import INFO
+from .imagedata import ImageData, Split
 from .models import ARCHITECTURES, build_model
 from .train import TrainConfig, autocast_dtype, fit
 

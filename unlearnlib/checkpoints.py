@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import inspect
 import json
 import os
 import pickle
@@ -47,7 +46,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import torch
 from filelock import FileLock
@@ -56,14 +55,32 @@ from tqdm.auto import tqdm
 
 from . import config as course_config
 from . import guard, validate
-from .data import ImageData, check_indices
+from .imagedata import ImageData, check_indices
 from .train import History, TrainConfig, fit, new_model
 
 if TYPE_CHECKING:
     from .forget import ForgetRequest
-    from .unlearn import Method
 
 Cached = TypeVar("Cached")
+
+
+class Method(Protocol):
+    """What the cache needs of an unlearning method: :class:`unlearnlib.unlearn.Method` is one."""
+
+    name: str
+
+    def hyperparameters(self) -> dict[str, object]: ...
+
+    def check_hyperparameters(self, hyperparameters: dict[str, object]) -> None: ...
+
+    def code_digest(self) -> str:
+        """A hash of the code that runs it: part of its results' cache key."""
+        ...
+
+    def __call__(
+        self, model: TrainedModel, request: ForgetRequest, data: ImageData, **hyperparameters
+    ) -> nn.Module: ...
+
 
 FORMAT = 1
 KEYS = ("format", "config", "train_ids", "mean", "std", "state_dict", "history", "train_seconds")
@@ -420,24 +437,13 @@ class UnlearnedModel:
     from_cache: bool
 
 
-def _code_digest(method: Method) -> str:
-    """A hash of the source of ``method``'s module and of the loops the methods share (``unlearn/common.py``).
-
-    Part of an unlearned model's key, so that changing a method's code gives new cache entries.
-    """
-    from .unlearn import common
-
-    texts = [inspect.getsource(inspect.getmodule(method.function)), inspect.getsource(common)]
-    return hashlib.sha256("".join(texts).encode()).hexdigest()
-
-
 def unlearned_path(method: Method, settings: dict, original: TrainedModel, request: ForgetRequest) -> Path:
     """Where the cache keeps ``method``'s result with ``settings`` (every hyperparameter) on ``original``."""
     text = json.dumps(
         {
             "method": method.name,
             "settings": settings,
-            "code": _code_digest(method),
+            "code": method.code_digest(),
             "original": original.path.name,
             "kind": request.kind,
             "class": request.target_class,

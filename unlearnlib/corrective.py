@@ -19,9 +19,10 @@ from torch import nn
 
 from . import validate
 from .checkpoints import TrainedModel, get_or_train
-from .data import ImageData, Poisoning, Trigger, class_pair, poison
 from .forget import ForgetRequest
+from .imagedata import ImageData
 from .metrics import attack_success
+from .poisoning import Poisoning, Trigger, class_pair, poison
 from .train import TrainConfig, evaluate_model
 from .trial import unlearn_timed
 from .unlearn import Method, get
@@ -52,7 +53,7 @@ def backdoored_pair(
     trigger: Trigger | None = None,
     seed: int = 0,
 ) -> Poisoning:
-    """A two-class task (:func:`~unlearnlib.data.class_pair`) with a backdoor that flips the class.
+    """A two-class task (:func:`~unlearnlib.poisoning.class_pair`) with a backdoor that flips the class.
 
     ``poisons`` training images get the trigger and the other class's label; a
     share ``minority_share`` of them are placed in the minority class (majority

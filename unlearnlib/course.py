@@ -1,19 +1,16 @@
 """The course as a whole: run every notebook, and say which passed, how long each took and what failed.
 
     python -m unlearnlib.course [--profile cpu] [--dataset digits] [--only 03,05] [--out build]
-    python -m unlearnlib.course --readme build/results.json [--readme-file README.md]
 
-The first form executes ``notebooks/NN_*.ipynb`` in order, on one profile and
+It executes ``notebooks/NN_*.ipynb`` in order, on one profile and
 dataset chosen once for all of them. A notebook that fails does not stop the
 run: every notebook is executed and written (as far as it got) to
 ``build/notebooks/``, and the run ends with a table of each notebook's status,
 run time and, for a failure, the failing claim and its cell. The table and the
 notebooks' own figures (added with :func:`record`) go to ``build/results.md``;
 ``build/results.json`` keeps them with the profile, dataset, date and machine.
-The exit status is 1 when a notebook failed.
-
-The second form writes the run times of such a results file into the README's
-notebook table (the column of the run's profile), see :mod:`unlearnlib.readme`.
+The exit status is 1 when a notebook failed. ``python -m unlearnlib.readme``
+then writes such a results file into the README, the notebooks and RESULTS.md.
 """
 
 from __future__ import annotations
@@ -309,7 +306,7 @@ def _positive_int(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .data import DATASETS
+    from .datasets import DATASETS
 
     profiles = "\n".join(f"  {p.name:8s} {p.meant_for}" for p in config.PROFILES.values())
     parser = argparse.ArgumentParser(
@@ -329,15 +326,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=_positive_int, default=7200, help="seconds one cell may run (default: %(default)s)"
     )
-    parser.add_argument(
-        "--readme",
-        type=Path,
-        metavar="RESULTS_JSON",
-        help="run nothing: write the run times of this results file into the README's notebook table",
-    )
-    parser.add_argument(
-        "--readme-file", type=Path, default=config.root_dir() / "README.md", help="with --readme (default: %(default)s)"
-    )
     return parser
 
 
@@ -356,15 +344,6 @@ def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit status (1 when a notebook failed)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.readme is not None:
-        from .readme import update_readme
-
-        try:
-            message = update_readme(args.readme_file, args.readme)
-        except (OSError, ValueError) as err:
-            parser.error(str(err))
-        print(message)
-        return 0
     try:
         import nbclient  # noqa: F401
     except ImportError:
@@ -374,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = notebooks(args.notebooks)
     if not paths:
         parser.error(f"--notebooks {args.notebooks} holds no NN_*.ipynb notebook")
-    from .data import DatasetUnavailable
+    from .datasets import DatasetUnavailable
     from .session import describe_data
 
     try:

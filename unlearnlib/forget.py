@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from . import validate
-from .data import DatasetInfo, check_indices, complement
+from .imagedata import DatasetInfo, check_indices, complement
 
 REQUEST_KINDS = ("random", "class", "corrective")
 """The kinds of forget request; each unlearning method says which it applies to."""

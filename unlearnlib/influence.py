@@ -30,7 +30,7 @@ from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 
 from . import validate
-from .data import ImageData, Split, complement
+from .imagedata import ImageData, Split, complement
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``loss(outputs, targets)``: the mean loss over a batch."""

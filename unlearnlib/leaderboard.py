@@ -23,8 +23,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import cli, config, session
-from .data import DATASETS, DatasetUnavailable, ImageData
+from .datasets import DATASETS, DatasetUnavailable
 from .forget import ForgetRequest, class_forget, random_forget
+from .imagedata import ImageData
 from .trial import Trial
 from .unlearn import Method, get, methods
 

@@ -21,9 +21,9 @@ from torch import nn
 
 from . import validate
 from .checkpoints import TrainedModel
-from .data import ImageData
 from .forget import ForgetRequest
 from .forgetting_quality import forgetting_quality, unlearning_score
+from .imagedata import ImageData
 from .mia import attack_roc, lira_offline, mia_efficacy, simple_mia
 from .train import Evaluation, evaluate_model
 

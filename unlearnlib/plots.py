@@ -12,7 +12,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .data import DatasetInfo, Split
+from .imagedata import DatasetInfo, Split
 from .mia import AttackROC
 from .train import History
 

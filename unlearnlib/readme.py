@@ -1,6 +1,6 @@
 """Measured figures into the repository: run times into the README, every result into RESULTS.md.
 
-    python -m unlearnlib.course --readme build/results.json
+    python -m unlearnlib.readme build/results.json [--readme-file README.md]      # make readme
 
 The README's notebook table lies between two marker comments. Its last columns
 are named after the profiles (``smoke``, ``cpu``, ``gpu``); the run-time cell
@@ -18,6 +18,7 @@ rewrites its profile's section only; nothing in RESULTS.md is written by hand.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -175,7 +176,7 @@ def update_notebook_run_times(folder: Path, readme_text: str) -> list[str]:
 
 RESULTS_HEADER = """# Measured results
 
-Generated from course runs by `python -m unlearnlib.course --readme build/results.json` (`make readme`):
+Generated from course runs by `python -m unlearnlib.readme build/results.json` (`make readme`):
 one section per profile, each with the run it comes from; and from mutation testing (`make mutation`).
 Do not edit by hand.
 """
@@ -239,3 +240,29 @@ def update_readme(readme: Path, results_path: Path) -> str:
         f"run-time paragraphs of {len(notebooks_changed)} notebooks rewritten; "
         f"{results_md}: the {profile} section rewritten"
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: write a course run's results into the README, the notebooks and RESULTS.md."""
+    from . import config
+
+    parser = argparse.ArgumentParser(
+        prog="python -m unlearnlib.readme",
+        description="Write the run times of a course run (build/results.json) into the README's notebook table and "
+        "the notebooks' first cells, and all its results into RESULTS.md.",
+    )
+    parser.add_argument("results", type=Path, metavar="RESULTS_JSON", help="a course run's results.json")
+    parser.add_argument(
+        "--readme-file", type=Path, default=config.root_dir() / "README.md", help="default: %(default)s"
+    )
+    args = parser.parse_args(argv)
+    try:
+        message = update_readme(args.readme_file, args.results)
+    except (OSError, ValueError) as err:
+        parser.error(str(err))
+    print(message)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

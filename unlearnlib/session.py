@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from . import config, validate
-from .data import DatasetUnavailable, ImageData, availability, check_dataset_name, load
+from .datasets import DatasetUnavailable, availability, check_dataset_name, load
+from .imagedata import ImageData
 from .train import TrainConfig, original_config
 
 
@@ -125,7 +126,7 @@ def _source(name: str) -> str:
     ok, why = availability(name)
     if why != "on disk":
         return f"not on disk: it will be downloaded into {config.data_dir()} ({_DOWNLOAD_SIZE[name]})"
-    from .data import DEBIAN_FASHION_MNIST
+    from .datasets import DEBIAN_FASHION_MNIST
 
     if name == "fashion-mnist" and not (config.data_dir() / "FashionMNIST" / "raw").is_dir():
         return f"read from Debian's dataset-fashion-mnist ({DEBIAN_FASHION_MNIST})"
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m unlearnlib.session``: print the data set-up a run would use, before it starts."""
     import argparse
 
-    from .data import DATASETS
+    from .datasets import DATASETS
 
     parser = argparse.ArgumentParser(
         prog="python -m unlearnlib.session",

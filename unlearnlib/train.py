@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from . import guard, validate
 from .config import Profile
-from .data import ImageData, Split, check_dataset_name, check_indices
+from .datasets import check_dataset_name
+from .imagedata import ImageData, Split, check_indices
 from .models import ARCHITECTURES, build_model
 
 OPTIMIZERS = ("sgd", "adam")

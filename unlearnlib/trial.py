@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 
 from . import metrics
 from .checkpoints import TrainedModel, get_or_train, get_or_train_seeds, get_or_unlearn
-from .data import ImageData
 from .forget import ForgetRequest
+from .imagedata import ImageData
 from .session import Session
 from .unlearn import Method, get
 

@@ -13,8 +13,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..checkpoints import TrainedModel
-from ..data import ImageData
 from ..forget import ForgetRequest
+from ..imagedata import ImageData
 from ..train import Optimiser
 from ..validate import check_counts, check_fraction, check_positive
 from ..validate import seed as check_seed

@@ -9,8 +9,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..checkpoints import TrainedModel
-from ..data import ImageData, Split
 from ..forget import ForgetRequest
+from ..imagedata import ImageData, Split
 from ..train import Optimiser
 from ..validate import check_counts, check_fraction, check_positive, non_negative
 from ..validate import seed as check_seed

@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 
 from .. import validate
 from ..checkpoints import TrainedModel
-from ..data import ImageData, Split
 from ..forget import ForgetRequest
+from ..imagedata import ImageData, Split
 from ..models import blocks
 from ..train import Optimiser
 from ..validate import check_counts, check_positive

@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..checkpoints import TrainedModel, get_or_train
-from ..data import ImageData
 from ..forget import ForgetRequest
+from ..imagedata import ImageData
 from ..train import TrainConfig
 from ..validate import check_counts, check_positive
 from ..validate import seed as check_seed

@@ -6,8 +6,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..checkpoints import TrainedModel
-from ..data import ImageData
 from ..forget import ForgetRequest
+from ..imagedata import ImageData
 from ..validate import check_counts, check_positive
 from ..validate import seed as check_seed
 from .common import (

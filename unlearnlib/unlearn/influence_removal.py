@@ -7,8 +7,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..checkpoints import TrainedModel
-from ..data import ImageData
 from ..forget import ForgetRequest
+from ..imagedata import ImageData
 from ..influence import Influence, Objective, image_tensors, removal_step
 from ..validate import check_counts, non_negative, positive
 from .common import check_request, last_blocks, working_copy

@@ -3,12 +3,13 @@
 Every method has one call shape, ``method(model, request, data, **hyperparameters) -> nn.Module``:
 ``model`` is the trained network (or a cached :class:`~unlearnlib.checkpoints.TrainedModel`),
 ``request`` the :class:`~unlearnlib.forget.ForgetRequest`, ``data`` the
-:class:`~unlearnlib.data.ImageData` it was trained on.  A method returns a new
+:class:`~unlearnlib.imagedata.ImageData` it was trained on.  A method returns a new
 network in eval mode and never changes the one it was given.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from torch import nn
 
 from .. import guard
-from ..data import ImageData
 from ..forget import REQUEST_KINDS, ForgetRequest
+from ..imagedata import ImageData
+from . import common
 
 FAMILIES = ("exact", "influence", "fine-tuning", "adversarial", "class")
 """The families of methods (one notebook each): the gold standard first, then in teaching order."""
@@ -52,6 +54,14 @@ class Method:
         """The method's hyperparameters and their defaults."""
         parameters = list(inspect.signature(self.function).parameters.values())[3:]
         return {p.name: p.default for p in parameters if p.name != "progress"}
+
+    def code_digest(self) -> str:
+        """A hash of the source of the method's module and of the loops the methods share (``common.py``).
+
+        Part of an unlearned model's cache key, so that changing a method's code gives new cache entries.
+        """
+        texts = [inspect.getsource(inspect.getmodule(self.function)), inspect.getsource(common)]
+        return hashlib.sha256("".join(texts).encode()).hexdigest()
 
     def applies_to(self, request: ForgetRequest) -> bool:
         return request.kind in self.kinds

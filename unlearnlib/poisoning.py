@@ -1,0 +1,217 @@
+"""The data that corrective unlearning repairs: an imbalanced two-class task, and a backdoor planted in it.
+
+:func:`class_pair` makes a two-class task from a dataset, the minority class
+subsampled; :func:`poison` plants a backdoor (a :class:`Trigger` stamped on some
+training images, whose labels are swapped) and returns a :class:`Poisoning` that
+knows which examples it poisoned.  Both return new data and leave their source alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from . import validate
+from .imagedata import ImageData, Split, class_positions, complement, spread
+
+
+def class_pair(
+    data: ImageData,
+    classes: tuple[int | str, int | str],
+    *,
+    minority: int | str,
+    ratio: float = 1.0,
+    n_majority: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+) -> ImageData:
+    """A two-class task from ``data``, imbalanced: the ``minority`` class has ``ratio`` times the majority's images.
+
+    The two ``classes`` (names or indices) become labels 0 and 1 in the order given.
+    The majority class keeps ``n_majority`` training images (all when ``None``) and
+    the minority class ``round(ratio * n_majority)``; both are seeded random choices,
+    so the minority images at a smaller ratio are a subset of those at a larger one.
+    The test set is balanced: the same number of images of each class (at most
+    ``n_test`` in all), so that accuracy is not dominated by the majority.
+    """
+    if isinstance(classes, str) or not isinstance(classes, tuple | list) or len(classes) != 2:
+        raise ValueError(f"classes must be a pair of classes (names or indices), got {classes!r}")
+    first, second = (data.info.class_index(c) for c in classes)
+    if first == second:
+        raise ValueError(f"a class pair needs two different classes, got {classes}")
+    small = data.info.class_index(minority)
+    if small not in (first, second):
+        raise ValueError(f"the minority class {minority!r} is not one of the pair {classes}")
+    ratio = validate.fraction("ratio", ratio)
+    n_majority = validate.optional_integer("n_majority", n_majority, minimum=1)
+    n_test = validate.optional_integer("n_test", n_test, minimum=2)
+    seed = validate.seed("seed", seed)
+    large = second if small == first else first
+    generator = torch.Generator().manual_seed(seed)
+    train_labels, test_labels = data.train.labels.cpu(), data.test.labels.cpu()
+    majority = class_positions(train_labels, large, generator)
+    if n_majority is not None:
+        majority = majority[:n_majority]
+    minority_pool = class_positions(train_labels, small, generator)
+    wanted = max(1, round(ratio * len(majority)))
+    if wanted > len(minority_pool):
+        raise ValueError(
+            f"ratio {ratio} needs {wanted} images of {data.info.classes[small]!r} for {len(majority)} of "
+            f"{data.info.classes[large]!r}, but the training split has only {len(minority_pool)}"
+        )
+    kept = torch.cat([majority, minority_pool[:wanted]]).sort().values
+    test_pools = [class_positions(test_labels, c, generator) for c in (first, second)]
+    per_class = min(len(pool) for pool in test_pools)
+    if n_test is not None:
+        per_class = min(per_class, n_test // 2)
+    if per_class < 1:
+        raise ValueError(f"the test split lacks images of one of the classes {classes}")
+    kept_test = torch.cat([pool[:per_class] for pool in test_pools]).sort().values
+
+    def relabel(split: Split, positions: torch.Tensor) -> Split:
+        part = split.subset(positions)
+        return Split(part.images, (part.labels == second).long())
+
+    names = (data.info.classes[first], data.info.classes[second])
+    return ImageData(
+        info=dataclasses.replace(data.info, classes=names),
+        train=relabel(data.train, kept),
+        test=relabel(data.test, kept_test),
+        train_ids=data.train_ids[kept],
+        source=f"{data.source}; {names[0]} against {names[1]}, minority {data.info.classes[small]} at ratio {ratio}",
+    )
+
+
+CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A backdoor's trigger: a ``size`` x ``size`` black-and-white checkerboard stamped into one corner."""
+
+    size: int = 3
+    corner: str = "bottom-right"
+
+    def __post_init__(self) -> None:
+        if self.corner not in CORNERS:
+            raise ValueError(f"unknown corner {self.corner!r}; choose one of {', '.join(CORNERS)}")
+        validate.integer("the trigger's size", self.size, minimum=1)
+
+    def region(self, height: int, width: int) -> tuple[slice, slice]:
+        """The rows and columns the patch covers in a ``height`` x ``width`` image."""
+        if self.size > min(height, width):
+            raise ValueError(f"a {self.size}x{self.size} trigger does not fit a {height}x{width} image")
+        rows = slice(0, self.size) if self.corner.startswith("top") else slice(height - self.size, height)
+        columns = slice(0, self.size) if self.corner.endswith("left") else slice(width - self.size, width)
+        return rows, columns
+
+    def pattern(self) -> torch.Tensor:
+        """The patch as uint8 pixels ``[size, size]``: 255 where row + column is even, 0 elsewhere."""
+        grid = torch.arange(self.size)
+        return torch.where((grid[:, None] + grid[None, :]) % 2 == 0, 255, 0).to(torch.uint8)
+
+    def stamp(self, images: torch.Tensor) -> torch.Tensor:
+        """A copy of uint8 ``images`` ``[N, C, H, W]`` with the patch in every channel of every image."""
+        rows, columns = self.region(images.shape[-2], images.shape[-1])
+        stamped = images.clone()
+        stamped[..., rows, columns] = self.pattern().to(images.device)
+        return stamped
+
+
+@dataclass(frozen=True)
+class Poisoning:
+    """Training data with backdoor poisons: the poisoned data, which examples were poisoned, and the backdoor."""
+
+    data: ImageData
+    """The data with the poisoned training split; its test split is the clean one."""
+    indices: torch.Tensor
+    """Sorted positions of the poisoned examples in the training split (on the CPU)."""
+    sources: torch.Tensor
+    """The true class of each poisoned example, in the order of ``indices``."""
+    targets: dict[int, int]
+    """The backdoor: for each attacked class, the class its triggered images are to be classified as."""
+    trigger: Trigger
+
+    @property
+    def clean(self) -> torch.Tensor:
+        """Sorted positions of the training examples that were not poisoned."""
+        return complement(self.indices, len(self.data.train))
+
+    def triggered(self, split: Split) -> Split:
+        """``split`` with the trigger on every image and the true labels, on which attack success is measured."""
+        return Split(self.trigger.stamp(split.images), split.labels)
+
+    def describe(self) -> str:
+        counts = torch.bincount(self.sources, minlength=self.data.info.num_classes)
+        names = self.data.info.classes
+        spread = ", ".join(f"{int(counts[c])} {names[c]} -> {names[t]}" for c, t in self.targets.items())
+        return (
+            f"{len(self.indices)} of {len(self.data.train)} training images poisoned with a "
+            f"{self.trigger.size}x{self.trigger.size} {self.trigger.corner} trigger: {spread}"
+        )
+
+
+def poison(
+    data: ImageData,
+    count: int,
+    target: int | str | dict[int | str, int | str],
+    *,
+    share: dict[int | str, float] | None = None,
+    trigger: Trigger | None = None,
+    seed: int = 0,
+) -> Poisoning:
+    """Plant a backdoor: ``count`` training images get ``trigger`` stamped on them and their label swapped.
+
+    ``target`` is one class (all-to-one: images of every other class are relabelled
+    to it) or a map from source class to target class (for example both directions
+    of a two-class task).  ``share`` spreads the poisons over the source classes in a
+    chosen ratio (weights, normalised; classes left out get none); by default in
+    proportion to each source class's size.  The poisoned images are a seeded
+    random choice within each class.  The trigger is a 3x3 patch in the bottom-right corner unless given.
+    """
+    trigger = trigger or Trigger()
+    info = data.info
+    if isinstance(target, dict):
+        targets = {info.class_index(s): info.class_index(t) for s, t in target.items()}
+    else:
+        aim = info.class_index(target)
+        targets = {c: aim for c in range(info.num_classes) if c != aim}
+    if not targets or any(s == t for s, t in targets.items()):
+        raise ValueError(f"each source class needs a different target class, got {target!r}")
+    labels = data.train.labels.cpu()
+    count = validate.integer("count", count, minimum=1)
+    seed = validate.seed("seed", seed)
+    if count > len(labels):
+        raise ValueError(f"{count} poisons asked for, but the training split has only {len(labels)} images")
+    if share is None:
+        weights = {s: float((labels == s).sum()) for s in targets}
+    else:
+        weights = {info.class_index(c): validate.real(f"share[{c!r}]", w) for c, w in share.items()}
+        if not set(weights) <= set(targets):
+            raise ValueError(f"share names classes that are not sources of the backdoor: {sorted(share)}")
+        if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+            raise ValueError(f"share weights must be non-negative with a positive sum, got {share}")
+    counts = spread(count, weights)
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for source, n in counts.items():
+        pool = class_positions(labels, source, generator)
+        if n > len(pool):
+            raise ValueError(
+                f"{n} poisons asked for from class {info.classes[source]!r}, which has only {len(pool)} images"
+            )
+        chosen.append(pool[:n])
+    indices = torch.cat(chosen).sort().values
+    sources = labels[indices]
+    new_labels = labels.clone()
+    new_labels[indices] = torch.tensor([targets[int(s)] for s in sources], dtype=torch.long)
+    images = data.train.images.clone()
+    on_device = indices.to(images.device)
+    images[on_device] = trigger.stamp(images[on_device])
+    train = Split(images, new_labels.to(data.device))
+    return Poisoning(dataclasses.replace(data, train=train), indices, sources, targets, trigger)
+
+
+# --------------------------------------------------------------------------- reading files
