@@ -17,7 +17,6 @@ from unlearnlib.guard import Diverged
 from unlearnlib.models import ResNet9, blocks, build_model
 from unlearnlib.train import TrainConfig, evaluate_model, fit, new_model
 from unlearnlib.unlearn import influence_removal
-from unlearnlib.unlearn.common import diagonal_fisher, distillation_loss
 
 CONFIG = TrainConfig(dataset="digits", arch="resnet9", width=8, epochs=15, batch_size=32, lr=0.05, augment=False)
 FAST = {"batch_size": 32, "progress": False}
@@ -188,28 +187,6 @@ def test_blocks_of_the_course_networks():
         assert owned == {id(p) for p in model.parameters()}, "the blocks cover every parameter once"
     mlp = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     assert [name for name, _ in blocks(mlp)] == ["0", "2"]
-
-
-def test_diagonal_fisher_is_the_mean_squared_per_example_gradient(digits):
-    model = ResNet9(num_classes=10, in_channels=1, width=2).eval()
-    split = digits.train.subset(torch.arange(6))
-    fisher = diagonal_fisher(model, digits, split, batch_size=4)
-    expected = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
-    for x, y in digits.batches(split, 1):
-        model.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        for name, p in model.named_parameters():
-            expected[name] += p.grad.pow(2) / len(split)
-    for name in expected:
-        torch.testing.assert_close(fisher[name], expected[name], rtol=1e-4, atol=1e-10)
-
-
-def test_distillation_loss_is_the_kl_divergence_of_the_softened_outputs():
-    teacher = torch.tensor([[2.0, 0.0]])
-    assert distillation_loss(teacher, teacher, 3.0).item() == pytest.approx(0.0, abs=1e-7)
-    p, q = torch.softmax(teacher / 2, 1), torch.softmax(torch.zeros(1, 2), 1)
-    kl = (p * (p / q).log()).sum().item()
-    assert distillation_loss(torch.zeros(1, 2), teacher, 2.0).item() == pytest.approx(4 * kl, rel=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from unlearnlib.unlearn.common import (
     batches_per_epoch,
     check_request,
     cycle,
+    diagonal_fisher,
     distance_squared,
     distillation_loss,
     fine_tune,
@@ -254,3 +255,25 @@ def test_fine_tuning_shows_a_progress_bar_of_epochs_that_it_clears(small, capsys
     assert "pulling:" in capsys.readouterr().err
     fine_tune(linear(), small, torch.arange(40), epochs=1, lr=0.1, batch_size=40, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_diagonal_fisher_is_the_mean_squared_per_example_gradient(digits):
+    model = ResNet9(num_classes=10, in_channels=1, width=2).eval()
+    split = digits.train.subset(torch.arange(6))
+    fisher = diagonal_fisher(model, digits, split, batch_size=4)
+    expected = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
+    for x, y in digits.batches(split, 1):
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        for name, p in model.named_parameters():
+            expected[name] += p.grad.pow(2) / len(split)
+    for name in expected:
+        torch.testing.assert_close(fisher[name], expected[name], rtol=1e-4, atol=1e-10)
+
+
+def test_distillation_loss_is_the_kl_divergence_of_the_softened_outputs():
+    teacher = torch.tensor([[2.0, 0.0]])
+    assert distillation_loss(teacher, teacher, 3.0).item() == pytest.approx(0.0, abs=1e-7)
+    p, q = torch.softmax(teacher / 2, 1), torch.softmax(torch.zeros(1, 2), 1)
+    kl = (p * (p / q).log()).sum().item()
+    assert distillation_loss(torch.zeros(1, 2), teacher, 2.0).item() == pytest.approx(4 * kl, rel=1e-5)

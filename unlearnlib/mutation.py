@@ -67,9 +67,7 @@ TARGETS = {
     "batching": Target("unlearnlib/batching.py", ("tests/test_batching.py", "tests/test_properties.py"), 0.9),
     "metrics": Target("unlearnlib/metrics.py", ("tests/test_metrics.py", "tests/test_properties.py"), 0.8),
     "influence": Target("unlearnlib/influence.py", ("tests/test_influence.py",), 0.8),
-    "unlearn_common": Target(
-        "unlearnlib/unlearn/common.py", ("tests/test_unlearn_common.py", "tests/test_unlearn.py"), 0.8
-    ),
+    "unlearn_common": Target("unlearnlib/unlearn/common.py", ("tests/test_unlearn_common.py",), 0.8),
 }
 
 
@@ -106,8 +104,8 @@ def mutmut_section(target: Target) -> str:
         "pytest_add_cli_args": ["-p", "no:randomly", "--hypothesis-profile=mutation", "-m", "not slow", "-q"],
         "also_copy": ["conftest.py"],
         # A mutant's CPU-time limit is (estimate + constant) x multiplier x 2 seconds. mutmut's estimate counts the
-        # tests' calls but not their fixtures, which train models for seconds: the constant covers those, so that
-        # only a mutant that makes a run several times slower (a loop that never ends) is stopped as a timeout.
+        # tests' calls but not their fixtures (which may train models): the constant covers those, so that only
+        # a mutant that makes a run several times slower (a loop that never ends) is stopped as a timeout.
         "timeout_multiplier": 2.0,
         "timeout_constant": 60.0,
     }
