@@ -16,13 +16,13 @@ from unlearnlib.checkpoints import (
     CorruptCheckpointWarning,
     checkpoint_path,
     get_or_train,
-    get_or_unlearn,
     load_checkpoint,
 )
 from unlearnlib.config import UnusableRoot
 from unlearnlib.datasets import load
 from unlearnlib.forget import random_forget
 from unlearnlib.train import TrainConfig, evaluate_model
+from unlearnlib.unlearn.cache import get_or_unlearn
 
 TINY = TrainConfig(dataset="digits", arch="resnet18", width=4, epochs=1, batch_size=64, lr=0.05)
 

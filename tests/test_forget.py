@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from unlearnlib import datasets
 from unlearnlib.batching import Augmentation
 from unlearnlib.forget import ForgetRequest, class_forget, corrective_forget, random_forget
 from unlearnlib.imagedata import DatasetInfo
@@ -237,3 +238,22 @@ def test_the_clean_false_positives_are_drawn_from_the_seed():
     assert torch.equal(first.forget, second.forget) and not torch.equal(first.forget, other.forget)
     clean = [request.forget[~torch.isin(request.forget, POISONED)] for request in (first, other)]
     assert not torch.equal(*clean), "the clean examples, not only the poisons, follow the seed"
+
+
+def test_a_request_must_fit_the_data_it_is_for():
+    small = datasets.load("digits", n_train=40, n_test=10, device="cpu")
+    class_forget(small.train.labels, 0, small.info).check_fits(small)
+    class_forget(small.train.labels, 9, small.info).check_fits(small)
+    for request, message in (
+        (
+            ForgetRequest("class", torch.tensor([0]), 40, target_class=10),
+            "class 10 does not exist in digits (classes 0..9)",
+        ),
+        (
+            ForgetRequest("random", torch.tensor([0]), 41),
+            "the request is for a training split of 41 examples, this data has 40",
+        ),
+    ):
+        with pytest.raises(ValueError) as raised:
+            request.check_fits(small)
+        assert str(raised.value) == message

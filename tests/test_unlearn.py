@@ -224,6 +224,25 @@ def test_bad_requests_and_hyperparameters_get_clear_errors(noisy, clean):
         unlearn.finetune(original, request, other)
 
 
+def test_every_method_has_one_door_that_checks_the_request_before_the_method_runs(noisy, clean):
+    data, request, original, _ = noisy
+    for method in unlearn.methods():
+        assert getattr(unlearn, method.name) is unlearn.get(method.name), method.name
+    ran = []
+    spy = dataclasses.replace(unlearn.get("pbu"), function=lambda *args, **kwargs: ran.append(args))
+    other = datasets.load("digits", n_train=100, device="cpu")
+    missing = ForgetRequest("class", clean[1].forget, clean[1].n_train, target_class=42)
+    for model, req, on, message in (
+        (original, request, data, "pbu unlearns class requests, not a 'random' request"),
+        (clean[2], clean[1], other, "the request is for a training split of 400 examples, this data has 100"),
+        (clean[2], missing, clean[0], "class 42 does not exist in digits (classes 0..9)"),
+    ):
+        with pytest.raises(ValueError) as raised:
+            spy(model, req, on)
+        assert str(raised.value) == message
+    assert not ran, "the method itself never ran"
+
+
 def test_the_registry_lists_every_method_in_teaching_order():
     names = [m.name for m in unlearn.methods()]
     assert names[:3] == ["retrain", "eu_k", "influence"] and set(names) >= {

@@ -10,13 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnlib import datasets
-from unlearnlib.checkpoints import TrainedModel
-from unlearnlib.forget import ForgetRequest, class_forget
+from unlearnlib.checkpoints import TrainedModel, network
 from unlearnlib.models import ResNet9, blocks
 from unlearnlib.train import TrainConfig
 from unlearnlib.unlearn.common import (
     batches_per_epoch,
-    check_request,
     cycle,
     diagonal_fisher,
     distance_squared,
@@ -24,7 +22,6 @@ from unlearnlib.unlearn.common import (
     fine_tune,
     frozen_copy,
     last_blocks,
-    network,
     parameters_of,
     reinitialise,
     subsample,
@@ -89,17 +86,6 @@ def test_the_last_blocks_are_counted_from_the_end_within_the_network():
     for k in (0, 8):
         assert _message(lambda k=k: last_blocks(model, k)) == f"k must be in 1..7 for this network of 7 blocks, got {k}"
     assert _message(lambda: last_blocks(model, "2"), TypeError) == "k must be a whole number, got '2' (str)"
-
-
-def test_a_class_request_must_name_a_class_of_the_data(small):
-    check_request(class_forget(small.train.labels, 0, small.info), small)
-    check_request(class_forget(small.train.labels, 9, small.info), small)
-    outside = ForgetRequest("class", torch.tensor([0]), len(small.train), target_class=10)
-    assert _message(lambda: check_request(outside, small)) == "class 10 does not exist in digits (classes 0..9)"
-    other = ForgetRequest("random", torch.tensor([0]), 41)
-    assert _message(lambda: check_request(other, small)) == (
-        "the request is for a training split of 41 examples, this data has 40"
-    )
 
 
 def test_batch_norm_statistics_and_weights_are_redrawn_by_the_seed():

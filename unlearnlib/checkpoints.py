@@ -8,10 +8,8 @@ so the original model, each retrained model, each seed and each derived
 dataset (a poisoned copy, a two-class task) get their own file, and every
 notebook that asks for the same one shares it.
 
-**Unlearned models** are cached too (``checkpoints/unlearned/``):
-``get_or_unlearn(method, original, request, data, **hyperparameters)`` runs a
-method once on a cached original for a request and stores the result with its
-run time, so that a leaderboard re-uses the runs of the algorithm notebooks.
+Unlearned models are cached beside them, with the same files and locks, by
+:func:`unlearnlib.unlearn.cache.get_or_unlearn`.
 
 Files hold a state_dict and plain metadata only, are loaded with
 ``weights_only=True``, and are written to a temporary file that is then
@@ -46,7 +44,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TypeVar
 
 import torch
 from filelock import FileLock
@@ -58,28 +56,7 @@ from . import guard, validate
 from .imagedata import ImageData, check_indices
 from .train import History, TrainConfig, fit, new_model
 
-if TYPE_CHECKING:
-    from .forget import ForgetRequest
-
 Cached = TypeVar("Cached")
-
-
-class Method(Protocol):
-    """What the cache needs of an unlearning method: :class:`unlearnlib.unlearn.Method` is one."""
-
-    name: str
-
-    def hyperparameters(self) -> dict[str, object]: ...
-
-    def check_hyperparameters(self, hyperparameters: dict[str, object]) -> None: ...
-
-    def code_digest(self) -> str:
-        """A hash of the code that runs it: part of its results' cache key."""
-        ...
-
-    def __call__(
-        self, model: TrainedModel, request: ForgetRequest, data: ImageData, **hyperparameters
-    ) -> nn.Module: ...
 
 
 FORMAT = 1
@@ -124,7 +101,15 @@ class TrainedModel:
     from_cache: bool
 
 
-def _ids_digest(ids: torch.Tensor) -> bytes:
+def network(model: nn.Module | TrainedModel) -> nn.Module:
+    """The network of ``model`` (a network, or a cached :class:`TrainedModel`)."""
+    found = model.model if isinstance(model, TrainedModel) else model
+    if not isinstance(found, nn.Module):
+        raise TypeError(f"model must be a network (an nn.Module) or a TrainedModel, got {type(model).__name__}")
+    return found
+
+
+def ids_digest(ids: torch.Tensor) -> bytes:
     return hashlib.sha256(ids.to(torch.int64).cpu().numpy().tobytes()).digest()
 
 
@@ -135,7 +120,7 @@ def cache_key(config: TrainConfig, train_ids: torch.Tensor, split_fingerprint: s
     normalise the inputs, and its images and labels may have been changed (poisoned, relabelled).
     """
     text = json.dumps(config.to_dict(), sort_keys=True)
-    return hashlib.sha256(text.encode() + _ids_digest(train_ids) + split_fingerprint.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode() + ids_digest(train_ids) + split_fingerprint.encode()).hexdigest()[:16]
 
 
 def checkpoint_path(
@@ -152,7 +137,7 @@ def _temporary_name(path: Path) -> str:
     return f".{path.name}.*.tmp"
 
 
-def _atomic_save(payload: dict, path: Path) -> None:
+def atomic_save(payload: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         temporary = path.with_name(_temporary_name(path).replace("*", secrets.token_hex(6)))
@@ -223,7 +208,7 @@ def save_checkpoint(path: Path, trained: TrainedModel, data: ImageData) -> None:
     }
     path = Path(path)
     with lock(path):
-        _atomic_save(payload, path)
+        atomic_save(payload, path)
 
 
 _TYPES = {
@@ -238,7 +223,7 @@ _TYPES = {
 """The types of a trained model's checkpoint entries."""
 
 
-def _read(path: Path, keys: tuple[str, ...] = KEYS, types: dict[str, type] = _TYPES) -> dict:
+def read_payload(path: Path, keys: tuple[str, ...] = KEYS, types: dict[str, type] = _TYPES) -> dict:
     """The payload of the file at ``path``, checked for the ``keys`` and ``types`` it must have."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -274,7 +259,7 @@ def load_checkpoint(path: Path, config: TrainConfig, train_ids: torch.Tensor, da
     usable checkpoint (unreadable, not a checkpoint, missing keys, or non-finite weights).
     """
     path = Path(path)
-    payload = _read(path)
+    payload = read_payload(path)
     if payload.get("format") != FORMAT:
         raise CheckpointMismatch(f"{path} has format {payload.get('format')!r}, expected {FORMAT}")
     stored, wanted = payload["config"], config.to_dict()
@@ -341,14 +326,14 @@ def get_or_train(
     indices = check_indices(indices, len(data.train), "training indices")
     train_ids = data.train_ids[indices]
     path = checkpoint_path(config, train_ids, data, directory)
-    return _cached(
+    return load_or_make(
         path,
         lambda: load_checkpoint(path, config, train_ids, data),
         lambda: _train_and_save(config, data, indices, train_ids, path, progress),
     )
 
 
-def _cached(path: Path, load: Callable[[], Cached], make: Callable[[], Cached]) -> Cached:
+def load_or_make(path: Path, load: Callable[[], Cached], make: Callable[[], Cached]) -> Cached:
     """What ``load()`` reads from ``path``, or what ``make()`` makes (and saves there) when it is missing.
 
     Under ``path``'s lock, so that concurrent processes make it once.  A corrupted
@@ -418,81 +403,3 @@ def get_or_train_seeds(
         get_or_train(replace(config, seed=seed), data, indices, directory=directory, progress=False)
         for seed in tqdm(seeds, desc="models", unit="seed", disable=not progress)
     ]
-
-
-# --------------------------------------------------------------------------- unlearned models
-
-UNLEARNED_KEYS = ("format", "method", "hyperparameters", "original", "state_dict", "seconds")
-_UNLEARNED_TYPES = {"method": str, "hyperparameters": str, "original": str, "state_dict": dict, "seconds": float | int}
-
-
-@dataclass
-class UnlearnedModel:
-    """The network a method made from a cached original model for one request, and how long that took."""
-
-    model: nn.Module
-    method: str
-    seconds: float
-    path: Path
-    from_cache: bool
-
-
-def unlearned_path(method: Method, settings: dict, original: TrainedModel, request: ForgetRequest) -> Path:
-    """Where the cache keeps ``method``'s result with ``settings`` (every hyperparameter) on ``original``."""
-    text = json.dumps(
-        {
-            "method": method.name,
-            "settings": settings,
-            "code": method.code_digest(),
-            "original": original.path.name,
-            "kind": request.kind,
-            "class": request.target_class,
-        },
-        sort_keys=True,
-        default=repr,
-    )
-    key = hashlib.sha256(text.encode() + _ids_digest(request.forget)).hexdigest()[:16]
-    return original.path.parent / "unlearned" / f"{original.path.stem}-{method.name}-{key}.pt"
-
-
-def get_or_unlearn(
-    method: Method, original: TrainedModel, request: ForgetRequest, data: ImageData, **hyperparameters: object
-) -> UnlearnedModel:
-    """``method`` applied to the cached ``original`` for ``request``, run once and then loaded from the cache.
-
-    The key covers the method's name and code, every hyperparameter (defaults
-    filled in, so that a default given explicitly finds the same entry), the
-    original's checkpoint and the forget set.  The run time of the first run is
-    stored with the model, as a trained model's training time is.
-    """
-    if not isinstance(original, TrainedModel):
-        raise TypeError(f"original must be a cached TrainedModel, got {type(original).__name__}")
-    method.check_hyperparameters(hyperparameters)
-    settings = {key: value for key, value in (method.hyperparameters() | hyperparameters).items() if key != "progress"}
-    path = unlearned_path(method, settings, original, request)
-
-    def load() -> UnlearnedModel:
-        payload = _read(path, UNLEARNED_KEYS, _UNLEARNED_TYPES)
-        if payload["format"] != FORMAT or payload["method"] != method.name or payload["original"] != original.path.name:
-            raise CheckpointMismatch(f"{path} holds another run than {method.name} on {original.path.name}")
-        model = new_model(original.config, data)
-        model.load_state_dict(payload["state_dict"])
-        return UnlearnedModel(model.eval(), method.name, float(payload["seconds"]), path, from_cache=True)
-
-    def make() -> UnlearnedModel:
-        start = time.perf_counter()
-        model = method(original, request, data, **hyperparameters | {"progress": False})
-        seconds = time.perf_counter() - start
-        payload = {
-            "format": FORMAT,
-            "method": method.name,
-            "hyperparameters": json.dumps(settings, sort_keys=True, default=repr),
-            "original": original.path.name,
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "seconds": seconds,
-        }
-        with lock(path):
-            _atomic_save(payload, path)
-        return UnlearnedModel(model, method.name, seconds, path, from_cache=False)
-
-    return _cached(path, load, make)

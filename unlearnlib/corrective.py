@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from . import validate
-from .checkpoints import TrainedModel, get_or_train
+from .checkpoints import TrainedModel, get_or_train, network
 from .forget import ForgetRequest
 from .imagedata import ImageData
 from .metrics import attack_success
@@ -26,7 +26,6 @@ from .poisoning import Poisoning, Trigger, class_pair, poison
 from .train import TrainConfig, evaluate_model
 from .trial import unlearn_timed
 from .unlearn import Method, get
-from .unlearn.common import check_request
 
 SIMILAR_CLASSES: dict[str, tuple[str, str]] = {
     "cifar10": ("cat", "dog"),
@@ -78,10 +77,10 @@ def scores(model: nn.Module | TrainedModel, data: ImageData, poisoning: Poisonin
     inputs); the test images are ``data.test``, and their triggered copies carry
     ``poisoning``'s trigger.
     """
-    network = model.model if isinstance(model, TrainedModel) else model
     minority = validate.class_id("minority", minority, data.info.num_classes, dataset=data.info.name)
-    clean = evaluate_model(network, data, data.test)
-    triggered = evaluate_model(network, data, poisoning.triggered(data.test))
+    net = network(model)
+    clean = evaluate_model(net, data, data.test)
+    triggered = evaluate_model(net, data, poisoning.triggered(data.test))
     return {
         "clean_accuracy": clean.accuracy,
         "minority_accuracy": float(clean.per_class_accuracy(data.info.num_classes)[minority]),
@@ -148,7 +147,7 @@ class Repair:
         examples, and the share of all poisons it found.
         """
         method = get(method) if isinstance(method, str) else method
-        check_request(request, self.data)
+        request.check_fits(self.data)
         model, seconds = unlearn_timed(
             method, self.original, request, self.data, hyperparameters, batch_size=self.batch_size
         )

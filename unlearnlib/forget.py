@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from . import validate
-from .imagedata import DatasetInfo, check_indices, complement
+from .imagedata import DatasetInfo, ImageData, check_indices, complement
 
 REQUEST_KINDS = ("random", "class", "corrective")
 """The kinds of forget request; each unlearning method says which it applies to."""
@@ -57,6 +57,17 @@ class ForgetRequest:
 
     def __len__(self) -> int:
         return len(self.forget)
+
+    def check_fits(self, data: ImageData) -> None:
+        """Raise unless the request indexes ``data``'s training split and, for a class request, names one of its
+        classes."""
+        if self.n_train != len(data.train):
+            raise ValueError(
+                f"the request is for a training split of {self.n_train} examples, this data has {len(data.train)}"
+            )
+        k = data.info.num_classes
+        if self.kind == "class" and not 0 <= self.target_class < k:
+            raise ValueError(f"class {self.target_class} does not exist in {data.info.name} (classes 0..{k - 1})")
 
     def describe(self) -> str:
         what = f"class {self.target_class}" if self.kind == "class" else f"{self.kind} (seed {self.seed})"

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import validate
-from .checkpoints import TrainedModel
+from .checkpoints import TrainedModel, network
 from .forget import ForgetRequest
 from .forgetting_quality import forgetting_quality, unlearning_score
 from .imagedata import ImageData
@@ -44,17 +44,12 @@ def model_outputs(model: nn.Module | TrainedModel, data: ImageData, request: For
     """Run ``model`` once over the forget, retain and test sets of ``request``."""
     if not isinstance(request, ForgetRequest):
         raise TypeError(f"request must be a ForgetRequest, got {type(request).__name__}")
-    if request.n_train != len(data.train):
-        raise ValueError(
-            f"the request is for a training split of {request.n_train} examples, this data has {len(data.train)}"
-        )
-    network = model.model if isinstance(model, TrainedModel) else model
-    if not isinstance(network, nn.Module):
-        raise TypeError(f"model must be a network (an nn.Module) or a TrainedModel, got {type(model).__name__}")
+    request.check_fits(data)
+    net = network(model)
     return ModelOutputs(
-        forget=evaluate_model(network, data, data.train.subset(request.forget)),
-        retain=evaluate_model(network, data, data.train.subset(request.retain)),
-        test=evaluate_model(network, data, data.test),
+        forget=evaluate_model(net, data, data.train.subset(request.forget)),
+        retain=evaluate_model(net, data, data.train.subset(request.retain)),
+        test=evaluate_model(net, data, data.test),
     )
 
 

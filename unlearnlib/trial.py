@@ -21,11 +21,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import metrics
-from .checkpoints import TrainedModel, get_or_train, get_or_train_seeds, get_or_unlearn
+from .checkpoints import TrainedModel, get_or_train, get_or_train_seeds
 from .forget import ForgetRequest
 from .imagedata import ImageData
 from .session import Session
 from .unlearn import Method, get
+from .unlearn.cache import get_or_unlearn
 
 
 def unlearn_timed(
@@ -41,7 +42,7 @@ def unlearn_timed(
     say otherwise), and its run time in seconds.
 
     Both come from the checkpoint cache: retraining with the time its training took,
-    any other method with the time of its first run (:func:`~unlearnlib.checkpoints.get_or_unlearn`).
+    any other method with the time of its first run (:func:`~unlearnlib.unlearn.cache.get_or_unlearn`).
     """
     if method.name == "retrain":
         trained = get_or_train(original.config, data, request.retain, progress=False)
@@ -59,10 +60,7 @@ class Trial:
             raise TypeError(f"setup must be the Session of session.start(), got {type(setup).__name__}")
         if not isinstance(request, ForgetRequest):
             raise TypeError(f"request must be a ForgetRequest, got {type(request).__name__}")
-        if request.n_train != len(data.train):
-            raise ValueError(
-                f"the request is for a training split of {request.n_train} examples, this data has {len(data.train)}"
-            )
+        request.check_fits(data)
         self.data = data
         self.request = request
         self.batch_size = setup.profile.batch_size

@@ -20,7 +20,6 @@ from ..validate import check_counts, check_fraction, check_positive
 from ..validate import seed as check_seed
 from .common import (
     batches_per_epoch,
-    check_request,
     cycle,
     distillation_loss,
     frozen_copy,
@@ -87,7 +86,6 @@ def adversarial(
     The unseen data is a seeded ``unseen_fraction`` of the test set, so the
     evaluation's attacks see test examples the method has used.
     """
-    check_request(request, data)
     check_counts(hidden=hidden, epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr, discriminator_lr=discriminator_lr, weight=weight, temperature=temperature)
     check_fraction("unseen_fraction", unseen_fraction)

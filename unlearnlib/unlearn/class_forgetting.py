@@ -16,7 +16,6 @@ from ..validate import check_counts, check_fraction, check_positive, non_negativ
 from ..validate import seed as check_seed
 from .common import (
     batches_per_epoch,
-    check_request,
     diagonal_fisher,
     distance_squared,
     distillation_loss,
@@ -73,9 +72,6 @@ def pbu(
     descending further only harms the other classes.  Batch-norm statistics stay
     as trained: batches of one class would corrupt them.
     """
-    check_request(request, data)
-    if request.kind != "class":
-        raise ValueError("PBU unlearns a whole class: give a class request")
     check_fraction("available", available)
     check_counts(epochs=epochs, batch_size=batch_size)
     check_positive(alpha=alpha, lr=lr)
@@ -148,7 +144,6 @@ def bad_teaching(
     D_r; on the course's small training sets the default is all of it, which keeps
     retain accuracy when D_f is a fifth of the data.
     """
-    check_request(request, data)
     check_fraction("retain_fraction", retain_fraction)
     check_counts(epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr, temperature=temperature)
@@ -245,9 +240,6 @@ def unsir(
     epoch of such a sample is a handful of steps, which on an easily separated
     class (a digit) leaves part of it recognised, so the default is all of D_r.
     """
-    check_request(request, data)
-    if request.kind != "class":
-        raise ValueError("UNSIR unlearns a whole class: give a class request")
     check_fraction("retain_fraction", retain_fraction)
     check_counts(noise_count=noise_count, noise_steps=noise_steps, repair_epochs=repair_epochs, batch_size=batch_size)
     check_positive(noise_lr=noise_lr, impair_lr=impair_lr, repair_lr=repair_lr)

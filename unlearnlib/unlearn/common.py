@@ -12,20 +12,11 @@ from torch.func import functional_call, grad, vmap
 from tqdm.auto import tqdm
 
 from .. import validate
-from ..checkpoints import TrainedModel
-from ..forget import ForgetRequest
+from ..checkpoints import TrainedModel, network
 from ..imagedata import ImageData, Split
 from ..models import blocks
 from ..train import Optimiser
 from ..validate import check_counts, check_positive
-
-
-def network(model: nn.Module | TrainedModel) -> nn.Module:
-    """The network of ``model`` (a network or a cached trained model)."""
-    network = model.model if isinstance(model, TrainedModel) else model
-    if not isinstance(network, nn.Module):
-        raise TypeError(f"model must be a network (an nn.Module) or a TrainedModel, got {type(model).__name__}")
-    return network
 
 
 def working_copy(model: nn.Module | TrainedModel) -> nn.Module:
@@ -42,18 +33,6 @@ def frozen_copy(model: nn.Module | TrainedModel) -> nn.Module:
     for parameter in copied.parameters():
         parameter.requires_grad_(False)
     return copied
-
-
-def check_request(request: ForgetRequest, data: ImageData) -> None:
-    """Raise unless ``request`` indexes ``data``'s training split and names an existing class (if any)."""
-    if request.n_train != len(data.train):
-        raise ValueError(
-            f"the request is for a training split of {request.n_train} examples, this data has {len(data.train)}"
-        )
-    if request.kind == "class":
-        k = data.info.num_classes
-        if request.target_class is None or not 0 <= request.target_class < k:
-            raise ValueError(f"class {request.target_class} does not exist in {data.info.name} (classes 0..{k - 1})")
 
 
 def last_blocks(model: nn.Module, k: int) -> list[nn.Module]:

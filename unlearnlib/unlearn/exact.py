@@ -10,7 +10,7 @@ from ..imagedata import ImageData
 from ..train import TrainConfig
 from ..validate import check_counts, check_positive
 from ..validate import seed as check_seed
-from .common import check_request, fine_tune, last_blocks, reinitialise, working_copy
+from .common import fine_tune, last_blocks, reinitialise, working_copy
 from .registry import register
 
 
@@ -28,7 +28,6 @@ def retrain(
     ``config`` defaults to the one ``model`` was trained with (``model`` must then be a
     :class:`TrainedModel`).  ``model`` itself is not used: retraining forgets by never seeing D_f.
     """
-    check_request(request, data)
     if config is None:
         if not isinstance(model, TrainedModel):
             raise ValueError("retrain needs the training config: pass config=, or a TrainedModel as the model")
@@ -57,7 +56,6 @@ def eu_k(
     exact only for the blocks retrained); the last ``k`` are drawn afresh from
     ``seed`` and trained on D_r for ``epochs`` with a one-cycle schedule peaking at ``lr``.
     """
-    check_request(request, data)
     check_counts(k=k, epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr)
     check_seed("seed", seed)

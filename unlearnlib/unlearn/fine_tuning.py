@@ -11,7 +11,6 @@ from ..imagedata import ImageData
 from ..validate import check_counts, check_positive
 from ..validate import seed as check_seed
 from .common import (
-    check_request,
     distance_squared,
     fine_tune,
     last_blocks,
@@ -34,7 +33,6 @@ def finetune(
     progress: bool = True,
 ) -> nn.Module:
     """Fine-tune the whole network on D_r with SGD (cosine-annealed from ``lr``): D_f fades as D_r is rehearsed."""
-    check_request(request, data)
     check_counts(epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr)
     check_seed("seed", seed)
@@ -65,7 +63,6 @@ def cf_k(
     progress: bool = True,
 ) -> nn.Module:
     """Catastrophic forgetting of the last ``k`` blocks (Goel et al., 2022): the others stay frozen."""
-    check_request(request, data)
     check_counts(k=k, epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr)
     check_seed("seed", seed)
@@ -102,7 +99,6 @@ def finetune_l2(
     The pull keeps the network near the original solution, which stops it from
     overfitting D_r and losing test accuracy.
     """
-    check_request(request, data)
     check_counts(epochs=epochs, batch_size=batch_size)
     check_positive(pull=pull, lr=lr)
     check_seed("seed", seed)

@@ -11,7 +11,7 @@ from ..forget import ForgetRequest
 from ..imagedata import ImageData
 from ..influence import Influence, Objective, image_tensors, removal_step
 from ..validate import check_counts, non_negative, positive
-from .common import check_request, last_blocks, working_copy
+from .common import last_blocks, working_copy
 from .registry import register
 
 EXACT_LIMIT = 6_000
@@ -64,7 +64,6 @@ def influence(
     ``max_iterations`` products) or ``"auto"`` (exact up to 6,000 parameters).
     Only the last ``k`` blocks change; batch-norm statistics stay as they were.
     """
-    check_request(request, data)
     positive("damping", damping)
     check_counts(k=k, max_iterations=max_iterations, batch_size=batch_size)
     non_negative("l2", l2)

@@ -29,11 +29,12 @@ FAMILIES = ("exact", "influence", "fine-tuning", "adversarial", "class")
 class Method:
     """A registered unlearning method: what ``unlearn.NAME`` is, and the one door to the function behind it.
 
-    Calling it checks that the method applies to the request and that every
-    hyperparameter it is given exists, runs the function with the run announced
-    to the divergence guard (:func:`unlearnlib.guard.running`, so that a loop that
-    diverges names the method and its hyperparameters), and refuses to return a
-    network with non-finite weights.
+    Calling it checks that the request fits
+    the data (its size, its class) and is of a kind the method applies to, and
+    that every hyperparameter it is given exists; runs the function with the run
+    announced to the divergence guard (:func:`unlearnlib.guard.running`, so that
+    a loop that diverges names the method and its hyperparameters); and refuses
+    to return a network with non-finite weights.
     """
 
     name: str
@@ -80,6 +81,7 @@ class Method:
             raise TypeError(f"{self.name} needs a ForgetRequest as its request, got {type(request).__name__}")
         if not isinstance(data, ImageData):
             raise TypeError(f"{self.name} needs the ImageData the model was trained on, got {type(data).__name__}")
+        request.check_fits(data)
         if not self.applies_to(request):
             raise ValueError(f"{self.name} unlearns {' or '.join(self.kinds)} requests, not a {request.kind!r} request")
         self.check_hyperparameters(hyperparameters)
