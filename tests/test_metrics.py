@@ -150,6 +150,16 @@ def test_outputs_can_be_reused_and_hyperparameters_lead_the_row(digits, request_
     table = metrics.short_table([row])
     assert list(table.columns) == ["Epochs", "LR", "UA", "RA", "TA", "F", "US", "GS", "MIA O", "MIA U"]
     assert isinstance(table, pd.DataFrame) and table.loc["same", "F"] == 1.0
+    extended = metrics.short_table([row], extra=["gap_to_retrained", "n_models"])
+    assert list(extended.columns)[-3:] == ["MIA U", "gap", "n_models"], "extras follow, under their labels if any"
+    assert extended.loc["same", "n_models"] == 3
+    for extra, kind, message in (
+        (["nope"], ValueError, "the rows have no column 'nope'; they have epochs, lr, "),
+        ("time_ratio", TypeError, "extra must be a list of column names, got the string 'time_ratio'"),
+    ):
+        with pytest.raises(kind) as raised:
+            metrics.short_table([row], extra=extra)
+        assert str(raised.value).startswith(message)
 
 
 def test_class_requests_take_non_members_from_the_same_class(digits):

@@ -22,27 +22,27 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import cli, config, session
+from . import cli, config, metrics, session
 from .datasets import DATASETS, DatasetUnavailable
 from .forget import ForgetRequest, class_forget, random_forget
 from .imagedata import ImageData
 from .trial import Trial
 from .unlearn import Method, get, methods
 
-COLUMNS = {
-    "request": "request",
-    "method": "method",
-    "unlearn_accuracy": "UA",
-    "retain_accuracy": "RA",
-    "test_accuracy": "TA",
-    "mia_unlearned": "MIA",
-    "gap_to_retrained": "gap",
-    "forgetting_quality": "F",
-    "unlearning_score": "US",
-    "seconds": "seconds",
-    "time_ratio": "time ratio",
-}
-"""The leaderboard's columns: :func:`~unlearnlib.metrics.evaluate` names and the table's labels."""
+COLUMNS = (
+    "request",
+    "method",
+    "unlearn_accuracy",
+    "retain_accuracy",
+    "test_accuracy",
+    "mia_unlearned",
+    "gap_to_retrained",
+    "forgetting_quality",
+    "unlearning_score",
+    "seconds",
+    "time_ratio",
+)
+"""The leaderboard's columns (:func:`~unlearnlib.metrics.evaluate` names), labelled by :data:`metrics.LABELS`."""
 
 
 def standard_requests(data: ImageData) -> dict[str, ForgetRequest]:
@@ -112,7 +112,7 @@ def run(
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard's columns of :func:`run`'s rows, with short labels."""
-    return rows[list(COLUMNS)].rename(columns=COLUMNS)
+    return rows[list(COLUMNS)].rename(columns=metrics.LABELS)
 
 
 def markdown(frame: pd.DataFrame, digits: int = 3) -> str:

@@ -163,7 +163,7 @@ def lira_of(
 GAP_MEASURES = ("unlearn_accuracy", "retain_accuracy", "test_accuracy", "mia")
 """The measures whose mean absolute difference to the retrained model is the gap to the gold standard."""
 
-SHORT_NAMES = {
+LABELS = {
     "epochs": "Epochs",
     "lr": "LR",
     "unlearn_accuracy": "UA",
@@ -174,8 +174,14 @@ SHORT_NAMES = {
     "mia_retrained": "GS",
     "mia_original": "MIA O",
     "mia_unlearned": "MIA U",
+    "gap_to_retrained": "gap",
+    "time_ratio": "time ratio",
 }
-"""Column labels of the course material's results tables (GS: MIA of the gold-standard retrained model)."""
+"""The short label of each column of an :func:`evaluate` row that has one (GS: MIA of the gold-standard
+retrained model); every table of rows, here and in the leaderboard, is labelled with these."""
+
+SHORT_TABLE = tuple(list(LABELS)[:10])
+"""The columns of the course material's results tables, in order (hyperparameters first, when a row has them)."""
 
 
 def _classes(values, what: str) -> torch.Tensor:
@@ -309,7 +315,16 @@ def evaluate(
     return pd.Series(row, name=name)
 
 
-def short_table(rows: Sequence[pd.Series] | pd.DataFrame) -> pd.DataFrame:
-    """Rows of :func:`evaluate` as a table with the course material's short column names (F, US, GS, MIA O, ...)."""
+def short_table(rows: Sequence[pd.Series] | pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """Rows of :func:`evaluate` as the course material's table (Epochs, LR, UA, RA, TA, F, US, GS, MIA O, MIA U),
+    then the columns ``extra`` (names of the rows' columns), each under its label in :data:`LABELS`."""
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-    return frame[[c for c in SHORT_NAMES if c in frame.columns]].rename(columns=SHORT_NAMES)
+    if isinstance(extra, str):
+        raise TypeError(f"extra must be a list of column names, got the string {extra!r}")
+    missing = [c for c in extra if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"the rows have no column {', '.join(map(repr, missing))}; they have {', '.join(frame.columns)}"
+        )
+    columns = [c for c in SHORT_TABLE if c in frame.columns] + [c for c in extra if c not in SHORT_TABLE]
+    return frame[columns].rename(columns=LABELS)
