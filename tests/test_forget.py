@@ -6,7 +6,7 @@ import torch
 
 from unlearnlib import datasets
 from unlearnlib.batching import Augmentation
-from unlearnlib.forget import ForgetRequest, class_forget, corrective_forget, random_forget
+from unlearnlib.forget import ForgetRequest, class_forget, corrective_forget, random_forget, standard_requests
 from unlearnlib.imagedata import DatasetInfo
 
 
@@ -257,3 +257,12 @@ def test_a_request_must_fit_the_data_it_is_for():
         with pytest.raises(ValueError) as raised:
             request.check_fits(small)
         assert str(raised.value) == message
+
+
+def test_the_standard_requests_are_a_random_fifth_and_class_zero():
+    data = datasets.load("digits", n_train=100, n_test=10, device="cpu")
+    requests = standard_requests(data)
+    assert requests.random.kind == "random" and len(requests.random) == 20 and requests.random.seed == 0
+    assert requests.whole_class.kind == "class" and requests.whole_class.target_class == 0
+    assert torch.equal(requests.whole_class.forget, (data.train.labels == 0).nonzero().squeeze(1))
+    assert requests.labelled() == {"random 20%": requests.random, "class 0": requests.whole_class}

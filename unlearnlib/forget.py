@@ -155,3 +155,28 @@ def corrective_forget(
     flagged_poisons = poisoned[torch.randperm(len(poisoned), generator=generator)[:n_poisons]]
     flagged_clean = clean[torch.randperm(len(clean), generator=generator)[:n_clean]]
     return ForgetRequest("corrective", torch.cat([flagged_poisons, flagged_clean]), n_train, seed=seed)
+
+
+@dataclass(frozen=True)
+class StandardRequests:
+    """The course's two forget requests on one dataset: every algorithm notebook and the leaderboard use them."""
+
+    random: ForgetRequest
+    """A random 20% of the training set (seed 0)."""
+    whole_class: ForgetRequest
+    """Every training example of class 0."""
+    class_name: str
+    """The name of that class."""
+
+    def labelled(self) -> dict[str, ForgetRequest]:
+        """Both requests under the labels of the leaderboard's rows: ``"random 20%"`` and ``"class <name>"``."""
+        return {"random 20%": self.random, f"class {self.class_name}": self.whole_class}
+
+
+def standard_requests(data: ImageData) -> StandardRequests:
+    """The course's standard requests on ``data``: a random 20% of its training split and the whole of class 0."""
+    return StandardRequests(
+        random=random_forget(len(data.train), fraction=0.2, seed=0),
+        whole_class=class_forget(data.train.labels, 0, data.info),
+        class_name=data.info.classes[0],
+    )

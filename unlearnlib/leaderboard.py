@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from . import cli, config, metrics, session
 from .datasets import DATASETS, DatasetUnavailable
-from .forget import ForgetRequest, class_forget, random_forget
+from .forget import ForgetRequest, standard_requests
 from .imagedata import ImageData
 from .trial import Trial
 from .unlearn import Method, get, methods
@@ -43,14 +43,6 @@ COLUMNS = (
     "time_ratio",
 )
 """The leaderboard's columns (:func:`~unlearnlib.metrics.evaluate` names), labelled by :data:`metrics.LABELS`."""
-
-
-def standard_requests(data: ImageData) -> dict[str, ForgetRequest]:
-    """The leaderboard's requests: a random 20% of the training set (seed 0) and the whole of class 0."""
-    return {
-        "random 20%": random_forget(len(data.train), fraction=0.2, seed=0),
-        f"class {data.info.classes[0]}": class_forget(data.train.labels, 0, data.info),
-    }
 
 
 def run(
@@ -77,7 +69,7 @@ def run(
     chosen: list[Method] = methods() if method_names is None else [get(name) for name in method_names]
     if not chosen:
         raise ValueError(f"no method to run; choose from {', '.join(m.name for m in methods())}")
-    requests = standard_requests(data) if requests is None else requests
+    requests = standard_requests(data).labelled() if requests is None else requests
     if not isinstance(requests, dict) or not requests:
         raise TypeError("requests must be a non-empty dict of label -> ForgetRequest")
     for label, request in requests.items():
