@@ -10,9 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import tqdm
 from hypothesis import settings
 
 from unlearnlib import datasets, imagedata
+
+# No progress-bar monitor thread: a process forked while it holds tqdm's lock (mutmut forks one per mutant)
+# would wait for that lock for ever as soon as it draws a bar.
+tqdm.tqdm.monitor_interval = 0
 
 # `make mutation` runs the tests once for each mutant: each run draws the same examples and remembers none.
 settings.register_profile("mutation", derandomize=True, database=None)
