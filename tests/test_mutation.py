@@ -36,8 +36,8 @@ def test_the_mutmut_table_mutates_one_module_against_its_own_tests():
     assert table["only_mutate"] == ["unlearnlib/mia.py"]
     assert table["pytest_add_cli_args_test_selection"] == list(target.tests)
     assert "no:randomly" in table["pytest_add_cli_args"]
-    limit = (0.0 + table["timeout_constant"]) * table["timeout_multiplier"] * 2
-    assert limit >= 120, "a test whose fixture trains models must not time out on the fixture alone"
+    wall_limit = (0.0 + table["timeout_constant"]) * table["timeout_multiplier"]
+    assert wall_limit >= 20, "a test whose fixture loads a dataset must not time out on the fixture alone"
 
 
 def test_a_workspace_holds_the_package_its_tests_and_the_mutmut_table(tmp_path):

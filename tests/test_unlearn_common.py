@@ -11,6 +11,7 @@ from torch import nn
 
 from unlearnlib import datasets
 from unlearnlib.checkpoints import TrainedModel, network
+from unlearnlib.guard import Diverged
 from unlearnlib.models import ResNet9, blocks
 from unlearnlib.train import TrainConfig
 from unlearnlib.unlearn.common import (
@@ -61,10 +62,14 @@ def test_copies_leave_the_original_alone_and_set_what_they_promise():
         parameter.requires_grad_(False)
     working = working_copy(model)
     assert working is not model and all(p.requires_grad for p in working.parameters())
-    model.train()
+    assert not any(p.requires_grad for p in model.parameters()), "the original keeps its gradients off"
+    model.train().requires_grad_(True)
     frozen = frozen_copy(model)
     assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
-    assert model.training, "the original keeps its mode"
+    assert model.training and all(p.requires_grad for p in model.parameters()), "the original keeps its mode"
+    for copied in (working, frozen):
+        owned = {p.data_ptr() for p in model.parameters()}
+        assert not owned & {p.data_ptr() for p in copied.parameters()}, "a copy shares no weights with the original"
 
 
 def test_only_the_trainable_blocks_get_gradients_and_train_mode():
@@ -150,10 +155,11 @@ def test_distillation_uses_the_class_dimension_and_temperature_one_by_default():
 
 def test_the_squared_distance_is_weighted_and_stays_on_the_models_device():
     model = nn.Linear(2, 1)
-    reference = {name: torch.zeros_like(p) for name, p in parameters_of(model).items()}
+    reference = {"weight": torch.tensor([[1.0, -1.0]]), "bias": torch.tensor([1.0])}
     with torch.no_grad():
-        model.weight.copy_(torch.tensor([[1.0, 2.0]]))
-        model.bias.fill_(3.0)
+        model.weight.copy_(torch.tensor([[2.0, 1.0]]))
+        model.bias.fill_(4.0)
+    assert set(parameters_of(model)) == set(reference)
     assert distance_squared(model, reference).item() == pytest.approx(1 + 4 + 9)
     weights = {"weight": torch.tensor([[2.0, 0.5]]), "bias": torch.tensor([0.0])}
     assert distance_squared(model, reference, weights).item() == pytest.approx(2 + 2)
@@ -177,8 +183,12 @@ def _sgd_by_hand(model: nn.Module, x, y, *, lr: float, momentum: float, weight_d
     return model
 
 
-@pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.5, 0.1)])
+@pytest.mark.parametrize(
+    "momentum, weight_decay", [(0.0, 0.0), (0.5, 0.1), (None, None)], ids=["plain", "set", "defaults"]
+)
 def test_fine_tuning_is_sgd_on_the_cross_entropy(small, momentum, weight_decay):
+    given = {"momentum": momentum, "weight_decay": weight_decay} if momentum is not None else {}
+    momentum, weight_decay = (momentum, weight_decay) if given else (0.9, 5e-4)  # the defaults
     torch.manual_seed(0)
     model = linear()
     expected = _sgd_by_hand(
@@ -197,9 +207,8 @@ def test_fine_tuning_is_sgd_on_the_cross_entropy(small, momentum, weight_decay):
         lr=0.1,
         batch_size=40,
         schedule="constant",
-        momentum=momentum,
-        weight_decay=weight_decay,
         progress=False,
+        **given,
     )
     assert not tuned.training
     for (name, found), (_, wanted) in zip(tuned.named_parameters(), expected.named_parameters()):
@@ -220,14 +229,39 @@ def test_fine_tuning_draws_its_batches_from_its_seed(small):
     assert not torch.allclose(tuned(seed=0), tuned(seed=1)), "the order of the batches changes the weights"
 
 
+def test_fine_tuning_trains_only_the_blocks_it_is_given(small):
+    model = ResNet9(num_classes=10, in_channels=1, width=2)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    fine_tune(model, small, torch.arange(40), epochs=1, lr=0.1, batch_size=20, trainable=[model.fc], progress=False)
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert changed == {"fc.weight", "fc.bias"}
+
+
+def test_fine_tuning_anneals_by_default_and_counts_its_epochs(small):
+    torch.manual_seed(0)
+    model = linear()
+
+    def tuned(**options) -> torch.Tensor:
+        copy = fine_tune(
+            working_copy(model), small, torch.arange(40), epochs=2, lr=0.1, batch_size=20, progress=False, **options
+        )
+        return copy[1].weight.detach()
+
+    assert torch.equal(tuned(), tuned(schedule="cosine"))
+    assert not torch.allclose(tuned(), tuned(schedule="constant")), "the schedule reaches the optimiser"
+    with pytest.raises(Diverged, match=r"diverged in epoch \d of 3: the loss became nan"):
+        fine_tune(working_copy(model), small, torch.arange(40), epochs=3, lr=1e38, batch_size=40, progress=False)
+
+
 def test_fine_tuning_refuses_what_it_cannot_run(small):
     for options, message in (
         ({"epochs": 0}, "epochs must be positive (at least 1), got 0"),
         ({"batch_size": 0}, "batch_size must be positive (at least 1), got 0"),
         ({"lr": 0.0}, "lr must be positive, got 0.0"),
         ({"seed": -1}, "seed must be in 0..4294967295, got -1"),
+        ({"epochs": "2"}, "epochs must be a whole number, got '2' (str)"),
     ):
-        with pytest.raises(ValueError) as raised:
+        with pytest.raises((ValueError, TypeError)) as raised:
             fine_tune(linear(), small, torch.arange(40), **{"epochs": 1, "lr": 0.1, "batch_size": 8, **options})
         assert str(raised.value) == message
 

@@ -103,11 +103,11 @@ def mutmut_section(target: Target) -> str:
         # Tests marked slow (seconds each) are left out: they would run again on every mutant they cover.
         "pytest_add_cli_args": ["-p", "no:randomly", "--hypothesis-profile=mutation", "-m", "not slow", "-q"],
         "also_copy": ["conftest.py"],
-        # A mutant's CPU-time limit is (estimate + constant) x multiplier x 2 seconds. mutmut's estimate counts the
-        # tests' calls but not their fixtures (which may train models): the constant covers those, so that only
-        # a mutant that makes a run several times slower (a loop that never ends) is stopped as a timeout.
+        # A mutant's CPU-time limit is (estimate + constant) x multiplier x 2 seconds, its wall-time limit half that.
+        # mutmut's estimate counts the tests' calls but not their fixtures (a dataset to load): the constant covers
+        # those, so that a timeout means a mutant made a run several times slower (or made it hang).
         "timeout_multiplier": 2.0,
-        "timeout_constant": 60.0,
+        "timeout_constant": 10.0,
     }
     lines = ["[tool.mutmut]"] + [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
