@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,10 @@ from hypothesis import settings
 
 from unlearnlib import datasets, imagedata
 
-# No progress-bar monitor thread: a process forked while it holds tqdm's lock (mutmut forks one per mutant)
-# would wait for that lock for ever as soon as it draws a bar.
-tqdm.tqdm.monitor_interval = 0
+# Progress bars lock within one process only. tqdm's default lock is also a multiprocessing semaphore, which
+# every process forked after its creation shares (mutmut forks one per mutant): one killed while holding it
+# would leave every later one waiting for it for ever as soon as it draws a bar.
+tqdm.tqdm.set_lock(threading.RLock())
 
 # `make mutation` runs the tests once for each mutant: each run draws the same examples and remembers none.
 settings.register_profile("mutation", derandomize=True, database=None)

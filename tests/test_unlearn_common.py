@@ -169,12 +169,13 @@ def test_the_squared_distance_is_weighted_and_stays_on_the_models_device():
     assert distance_squared(on_meta, {}).device.type == "meta"
 
 
-def _sgd_by_hand(model: nn.Module, x, y, *, lr: float, momentum: float, weight_decay: float, steps: int):
+def _sgd_by_hand(model: nn.Module, x, y, *, lr: float, momentum: float, weight_decay: float, steps: int, penalty=None):
     """torch's SGD written out: d = g + wd·θ, b ← μ·b + d, θ ← θ − lr·(d + μ·b) (Nesterov), on the full batch."""
     buffers = {}
     for _ in range(steps):
         model.zero_grad()
-        F.cross_entropy(model(x), y).backward()
+        loss = F.cross_entropy(model(x), y)
+        (loss + penalty(model) if penalty is not None else loss).backward()
         with torch.no_grad():
             for name, p in model.named_parameters():
                 d = p.grad + weight_decay * p
@@ -211,6 +212,32 @@ def test_fine_tuning_is_sgd_on_the_cross_entropy(small, momentum, weight_decay):
         **given,
     )
     assert not tuned.training
+    for (name, found), (_, wanted) in zip(tuned.named_parameters(), expected.named_parameters()):
+        torch.testing.assert_close(found, wanted, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_fine_tuning_adds_the_penalty_to_the_loss(small):
+    torch.manual_seed(0)
+    model = linear()
+
+    def penalty(m: nn.Module) -> torch.Tensor:
+        return 0.3 * m[1].weight.pow(2).sum() + (m[1].bias - 1).pow(2).sum()
+
+    x, y = next(iter(small.batches(small.train, 40)))
+    expected = _sgd_by_hand(working_copy(model), x, y, lr=0.1, momentum=0.0, weight_decay=0.0, steps=2, penalty=penalty)
+    tuned = fine_tune(
+        working_copy(model),
+        small,
+        torch.arange(40),
+        epochs=2,
+        lr=0.1,
+        batch_size=40,
+        schedule="constant",
+        momentum=0.0,
+        weight_decay=0.0,
+        penalty=penalty,
+        progress=False,
+    )
     for (name, found), (_, wanted) in zip(tuned.named_parameters(), expected.named_parameters()):
         torch.testing.assert_close(found, wanted, rtol=1e-5, atol=1e-6, msg=name)
 
