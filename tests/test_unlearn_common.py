@@ -184,30 +184,20 @@ def _sgd_by_hand(model: nn.Module, x, y, *, lr: float, momentum: float, weight_d
     return model
 
 
-@pytest.mark.parametrize(
-    "momentum, weight_decay", [(0.0, 0.0), (0.5, 0.1), (None, None)], ids=["plain", "set", "defaults"]
-)
-def test_fine_tuning_is_sgd_on_the_cross_entropy(small, momentum, weight_decay):
-    given = {"momentum": momentum, "weight_decay": weight_decay} if momentum is not None else {}
-    momentum, weight_decay = (momentum, weight_decay) if given else (0.9, 5e-4)  # the defaults
-    torch.manual_seed(0)
-    model = linear()
-    expected = _sgd_by_hand(
-        working_copy(model),
-        *next(iter(small.batches(small.train, 40))),
-        lr=0.1,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        steps=3,
-    )
+def check_full_batch_fine_tuning_is_sgd(model, data, *, steps: int, by_hand: dict, penalty=None, **given):
+    """fine_tune on the first 40 examples in one batch at a constant rate against :func:`_sgd_by_hand` with the
+    momentum and weight decay ``by_hand`` (what ``given``, the options fine_tune gets, amount to)."""
+    x, y = next(iter(data.batches(data.train, 40)))
+    expected = _sgd_by_hand(working_copy(model), x, y, lr=0.1, steps=steps, penalty=penalty, **by_hand)
     tuned = fine_tune(
         working_copy(model),
-        small,
+        data,
         torch.arange(40),
-        epochs=3,
+        epochs=steps,
         lr=0.1,
         batch_size=40,
         schedule="constant",
+        penalty=penalty,
         progress=False,
         **given,
     )
@@ -216,44 +206,38 @@ def test_fine_tuning_is_sgd_on_the_cross_entropy(small, momentum, weight_decay):
         torch.testing.assert_close(found, wanted, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_fine_tuning_adds_the_penalty_to_the_loss(small):
+@pytest.mark.parametrize(
+    "momentum, weight_decay", [(0.0, 0.0), (0.5, 0.1), (None, None)], ids=["plain", "set", "defaults"]
+)
+def test_fine_tuning_is_sgd_on_the_cross_entropy(small, momentum, weight_decay):
+    given = {"momentum": momentum, "weight_decay": weight_decay} if momentum is not None else {}
+    momentum, weight_decay = (momentum, weight_decay) if given else (0.9, 5e-4)  # the defaults
     torch.manual_seed(0)
-    model = linear()
+    by_hand = {"momentum": momentum, "weight_decay": weight_decay}
+    check_full_batch_fine_tuning_is_sgd(linear(), small, steps=3, by_hand=by_hand, **given)
 
+
+def test_fine_tuning_adds_the_penalty_to_the_loss(small):
     def penalty(m: nn.Module) -> torch.Tensor:
         return 0.3 * m[1].weight.pow(2).sum() + (m[1].bias - 1).pow(2).sum()
 
-    x, y = next(iter(small.batches(small.train, 40)))
-    expected = _sgd_by_hand(working_copy(model), x, y, lr=0.1, momentum=0.0, weight_decay=0.0, steps=2, penalty=penalty)
-    tuned = fine_tune(
-        working_copy(model),
-        small,
-        torch.arange(40),
-        epochs=2,
-        lr=0.1,
-        batch_size=40,
-        schedule="constant",
-        momentum=0.0,
-        weight_decay=0.0,
-        penalty=penalty,
-        progress=False,
-    )
-    for (name, found), (_, wanted) in zip(tuned.named_parameters(), expected.named_parameters()):
-        torch.testing.assert_close(found, wanted, rtol=1e-5, atol=1e-6, msg=name)
+    torch.manual_seed(0)
+    plain = {"momentum": 0.0, "weight_decay": 0.0}
+    check_full_batch_fine_tuning_is_sgd(linear(), small, steps=2, by_hand=plain, penalty=penalty, **plain)
+
+
+def tuned_weights(model: nn.Module, data, **options) -> torch.Tensor:
+    """The last layer's weights after fine-tuning a copy of ``model`` on the first 40 training examples."""
+    settings = {"epochs": 1, "lr": 0.1, "batch_size": 8, "progress": False} | options
+    return fine_tune(working_copy(model), data, torch.arange(40), **settings)[1].weight.detach()
 
 
 def test_fine_tuning_draws_its_batches_from_its_seed(small):
     torch.manual_seed(0)
     model = linear()
-
-    def tuned(**seed) -> torch.Tensor:
-        copy = fine_tune(
-            working_copy(model), small, torch.arange(40), epochs=1, lr=0.1, batch_size=8, progress=False, **seed
-        )
-        return copy[1].weight.detach()
-
-    assert torch.equal(tuned(), tuned(seed=0))
-    assert not torch.allclose(tuned(seed=0), tuned(seed=1)), "the order of the batches changes the weights"
+    assert torch.equal(tuned_weights(model, small), tuned_weights(model, small, seed=0))
+    different = tuned_weights(model, small, seed=1)
+    assert not torch.allclose(tuned_weights(model, small), different), "the order of the batches changes the weights"
 
 
 def test_fine_tuning_trains_only_the_blocks_it_is_given(small):
@@ -267,15 +251,10 @@ def test_fine_tuning_trains_only_the_blocks_it_is_given(small):
 def test_fine_tuning_anneals_by_default_and_counts_its_epochs(small):
     torch.manual_seed(0)
     model = linear()
-
-    def tuned(**options) -> torch.Tensor:
-        copy = fine_tune(
-            working_copy(model), small, torch.arange(40), epochs=2, lr=0.1, batch_size=20, progress=False, **options
-        )
-        return copy[1].weight.detach()
-
-    assert torch.equal(tuned(), tuned(schedule="cosine"))
-    assert not torch.allclose(tuned(), tuned(schedule="constant")), "the schedule reaches the optimiser"
+    two = {"epochs": 2, "batch_size": 20}
+    assert torch.equal(tuned_weights(model, small, **two), tuned_weights(model, small, schedule="cosine", **two))
+    constant = tuned_weights(model, small, schedule="constant", **two)
+    assert not torch.allclose(tuned_weights(model, small, **two), constant), "the schedule reaches the optimiser"
     with pytest.raises(Diverged, match=r"diverged in epoch \d of 3: the loss became nan"):
         fine_tune(working_copy(model), small, torch.arange(40), epochs=3, lr=1e38, batch_size=40, progress=False)
 
