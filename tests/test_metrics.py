@@ -155,6 +155,7 @@ def test_outputs_can_be_reused_and_hyperparameters_lead_the_row(digits, request_
     assert extended.loc["same", "n_models"] == 3
     for extra, kind, message in (
         (["nope"], ValueError, "the rows have no column 'nope'; they have epochs, lr, "),
+        (["nope", "lr", "nada"], ValueError, "the rows have no column 'nope', 'nada'; they have epochs, lr, "),
         ("time_ratio", TypeError, "extra must be a list of column names, got the string 'time_ratio'"),
     ):
         with pytest.raises(kind) as raised:
