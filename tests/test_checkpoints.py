@@ -328,3 +328,13 @@ def test_a_corrupted_unlearned_model_is_set_aside_and_made_again(digits):
     with pytest.warns(checkpoints.CorruptCheckpointWarning, match="unreadable"):
         again = get_or_unlearn(unlearn.cf_k, original, request, digits, epochs=1, k=1)
     assert not again.from_cache and first.path.with_name(first.path.name + ".corrupt").is_file()
+
+
+def test_a_cached_model_is_unwrapped_and_anything_else_refused():
+    model = torch.nn.Linear(2, 1)
+    config = TrainConfig(dataset="digits", arch="resnet9", width=8, epochs=1, batch_size=32, lr=0.05)
+    cached = checkpoints.TrainedModel(model, config, torch.arange(3), None, 0.0, None, False)
+    assert checkpoints.network(cached) is model and checkpoints.network(model) is model
+    with pytest.raises(TypeError) as raised:
+        checkpoints.network("model")
+    assert str(raised.value) == "model must be a network (an nn.Module) or a TrainedModel, got str"

@@ -10,10 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnlib import datasets
-from unlearnlib.checkpoints import TrainedModel, network
 from unlearnlib.guard import Diverged
 from unlearnlib.models import ResNet9, blocks
-from unlearnlib.train import TrainConfig
 from unlearnlib.unlearn.common import (
     batches_per_epoch,
     cycle,
@@ -44,16 +42,6 @@ def _message(call, kind=ValueError) -> str:
     with pytest.raises(kind) as raised:
         call()
     return str(raised.value)
-
-
-def test_a_cached_model_is_unwrapped_and_anything_else_refused():
-    model = linear()
-    config = TrainConfig(dataset="digits", arch="resnet9", width=8, epochs=1, batch_size=32, lr=0.05)
-    cached = TrainedModel(model, config, torch.arange(3), None, 0.0, None, False)
-    assert network(cached) is model and network(model) is model
-    assert _message(lambda: network("model"), TypeError) == (
-        "model must be a network (an nn.Module) or a TrainedModel, got str"
-    )
 
 
 def test_copies_leave_the_original_alone_and_set_what_they_promise():
