@@ -21,7 +21,7 @@ from unlearnlib.checkpoints import (
 from unlearnlib.config import UnusableRoot
 from unlearnlib.datasets import load
 from unlearnlib.forget import random_forget
-from unlearnlib.train import TrainConfig, evaluate_model
+from unlearnlib.train import TrainConfig, predict
 from unlearnlib.unlearn.cache import get_or_unlearn
 
 TINY = TrainConfig(dataset="digits", arch="resnet18", width=4, epochs=1, batch_size=64, lr=0.05)
@@ -34,8 +34,8 @@ def test_a_trained_model_is_saved_and_then_loaded(digits, isolated_root):
     second = get_or_train(TINY, digits, progress=False)
     assert second.from_cache and second.path == first.path
     assert torch.equal(
-        evaluate_model(first.model, digits, digits.test).logits,
-        evaluate_model(second.model, digits, digits.test).logits,
+        predict(first.model, digits, digits.test).logits,
+        predict(second.model, digits, digits.test).logits,
     )
     assert second.history == first.history and torch.equal(second.train_ids, first.train_ids)
 
@@ -154,7 +154,7 @@ def test_one_model_per_seed_each_cached_on_its_own(digits):
     tiny = dataclasses.replace(TINY, arch="resnet9")
     models = checkpoints.get_or_train_seeds(tiny, digits, [3, 4], torch.arange(100), progress=False)
     assert [m.config.seed for m in models] == [3, 4] and models[0].path != models[1].path
-    first, second = (evaluate_model(m.model, digits, digits.test).logits for m in models)
+    first, second = (predict(m.model, digits, digits.test).logits for m in models)
     assert not torch.equal(first, second), "different seeds give different models"
     again = checkpoints.get_or_train_seeds(tiny, digits, [4], torch.arange(100), progress=False)[0]
     assert again.from_cache and again.path == models[1].path

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from unlearnlib import config, course, readme
+from unlearnlib import config, course, profiles, readme
 
 
 def _notebook(path, *sources):
@@ -125,7 +125,7 @@ def test_help_lists_the_profiles(capsys):
     with pytest.raises(SystemExit):
         course.main(["--help"])
     shown = capsys.readouterr().out
-    for profile in config.PROFILES.values():
+    for profile in profiles.PROFILES.values():
         assert f"{profile.name:8s} {profile.meant_for}" in shown
     assert "--only" in shown
 

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import pandas as pd
 import pytest
 import torch
 
-from unlearnlib import config, datasets, leaderboard
+from unlearnlib import datasets, leaderboard, profiles
 from unlearnlib.checkpoints import get_or_train
 from unlearnlib.forget import class_forget, random_forget
 from unlearnlib.session import Session
 from unlearnlib.trial import Trial
 
-TINY = dataclasses.replace(config.PROFILES["smoke"], arch="resnet9", width=4, epochs=2, batch_size=64)
+TINY = profiles.PROFILES["smoke"].adjusted(arch="resnet9", width=4, epochs=2, batch_size=64)
 
 
 @pytest.fixture
@@ -27,7 +26,7 @@ def tiny(isolated_root):
 def test_a_trial_judges_against_retrained_models_of_other_seeds(tiny):
     setup, digits = tiny
     request = random_forget(len(digits.train), fraction=0.1, seed=0)
-    trial = Trial(setup, digits, request, progress=False)
+    trial = Trial(setup.recipe, digits, request, progress=False)
     n = TINY.n_models
     assert [m.config.seed for m in trial.originals] == list(range(n))
     assert [m.config.seed for m in trial.retrained] == list(range(n, 2 * n))
@@ -49,7 +48,7 @@ def test_a_trial_judges_against_retrained_models_of_other_seeds(tiny):
 
 def test_a_sweep_has_one_row_per_combination_led_by_its_values(tiny):
     setup, digits = tiny
-    trial = Trial(setup, digits, class_forget(digits.train.labels, 2, digits.info), progress=False)
+    trial = Trial(setup.recipe, digits, class_forget(digits.train.labels, 2, digits.info), progress=False)
     rows = trial.sweep("finetune", {"epochs": [1, 2], "lr": [0.01, 0.1]}, progress=False, batch_size=32)
     assert list(rows.index) == [f"finetune epochs={e} lr={lr}" for e in (1, 2) for lr in (0.01, 0.1)]
     assert list(rows.columns[:2]) == ["epochs", "lr"] and rows["epochs"].tolist() == [1, 1, 2, 2]
@@ -57,8 +56,8 @@ def test_a_sweep_has_one_row_per_combination_led_by_its_values(tiny):
     assert set(trial.outputs) == set(rows.index)
     with pytest.raises(ValueError, match="at least one value"):
         trial.sweep("finetune", {"epochs": []})
-    with pytest.raises(ValueError, match="does not apply to a random request"):
-        Trial(setup, digits, random_forget(len(digits.train), count=30), progress=False).run("pbu")
+    with pytest.raises(ValueError, match="pbu unlearns class requests, not a .random. request"):
+        Trial(setup.recipe, digits, random_forget(len(digits.train), count=30), progress=False).run("pbu")
 
 
 def test_the_leaderboard_runs_each_applicable_method_on_each_request(tiny, isolated_root):

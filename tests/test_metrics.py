@@ -12,7 +12,7 @@ from unlearnlib import metrics
 from unlearnlib.checkpoints import TrainedModel
 from unlearnlib.forget import ForgetRequest, class_forget, random_forget
 from unlearnlib.mia import mia_efficacy, simple_mia
-from unlearnlib.train import Evaluation
+from unlearnlib.train import Outputs
 
 
 class Guesser(nn.Module):
@@ -76,10 +76,10 @@ def request_(digits):
 
 
 def test_logit_scaled_confidence_of_hand_made_logits():
-    evaluation = Evaluation(torch.tensor([[0.0, math.log(3)], [0.0, 0.0], [100.0, 0.0]]), torch.tensor([1, 0, 0]))
+    evaluation = Outputs(torch.tensor([[0.0, math.log(3)], [0.0, 0.0], [100.0, 0.0]]), torch.tensor([1, 0, 0]))
     # p = 3/4: log(3/4) - log(1/4) = log 3; p = 1/2: 0; p = 1 - e^-100: about 100, where log(1 - p) underflows.
     assert evaluation.logit_confidences.tolist() == pytest.approx([math.log(3), 0.0, 100.0])
-    three = Evaluation(torch.zeros(1, 3), torch.tensor([2]))
+    three = Outputs(torch.zeros(1, 3), torch.tensor([2]))
     assert three.logit_confidences.item() == pytest.approx(math.log(1 / 3) - math.log(2 / 3))
 
 
@@ -199,8 +199,8 @@ def test_class_accuracies_split_the_test_set_at_the_forgotten_class():
     labels = torch.tensor([0, 0, 1, 1, 2, 2, 2, 0])
     predicted = torch.tensor([0, 1, 1, 1, 0, 2, 2, 0])  # class 0: 2 of 3 right; the others: 4 of 5
     logits = nn.functional.one_hot(predicted, 3).float()
-    empty = Evaluation(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
-    outputs = metrics.ModelOutputs(forget=empty, retain=empty, test=Evaluation(logits, labels))
+    empty = Outputs(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+    outputs = metrics.ModelOutputs(forget=empty, retain=empty, test=Outputs(logits, labels))
     request = ForgetRequest(forget=torch.tensor([0]), n_train=2, kind="class", target_class=0)
     assert metrics.class_accuracies(outputs, request) == pytest.approx(
         {"class_test_accuracy": 2 / 3, "other_test_accuracy": 4 / 5}
@@ -211,8 +211,8 @@ def test_class_accuracies_split_the_test_set_at_the_forgotten_class():
 
 def test_forget_output_change_is_the_mean_absolute_change_of_the_logit_confidence():
     def outputs(forget_logits):
-        empty = Evaluation(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
-        return metrics.ModelOutputs(Evaluation(torch.tensor(forget_logits), torch.tensor([0, 0])), empty, empty)
+        empty = Outputs(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
+        return metrics.ModelOutputs(Outputs(torch.tensor(forget_logits), torch.tensor([0, 0])), empty, empty)
 
     original = outputs([[0.0, 0.0], [2.0, 0.0]])  # logit confidences z_0 - z_1: 0 and 2
     moved = outputs([[1.0, 0.0], [0.0, 0.0]])  # 1 and 0: changes of 1 and 2, mean 1.5

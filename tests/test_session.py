@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import random
 from pathlib import Path
@@ -6,35 +7,36 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnlib import config, session
+from unlearnlib import config, profiles, session
 from unlearnlib.datasets import DatasetUnavailable
+from unlearnlib.train import TrainConfig
 
 
 def test_profiles_are_chosen_by_name_then_environment_then_hardware(monkeypatch):
-    assert config.choose_profile("smoke")[0].name == "smoke"
+    assert profiles.choose_profile("smoke")[0].name == "smoke"
     monkeypatch.setenv("UNLEARN_PROFILE", "cpu")
-    profile, why = config.choose_profile()
+    profile, why = profiles.choose_profile()
     assert profile.name == "cpu" and "UNLEARN_PROFILE=cpu" in why
     monkeypatch.delenv("UNLEARN_PROFILE")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert config.choose_profile()[0].name == "gpu"
+    assert profiles.choose_profile()[0].name == "gpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    profile, why = config.choose_profile()
+    profile, why = profiles.choose_profile()
     assert profile.name == "cpu" and "no CUDA" in why
 
 
 def test_an_unknown_profile_names_the_choices(monkeypatch):
     monkeypatch.setenv("UNLEARN_PROFILE", "laptop")
     with pytest.raises(ValueError, match="unknown profile 'laptop'; choose one of cpu, gpu, smoke"):
-        config.choose_profile()
+        profiles.choose_profile()
 
 
 def test_the_profiles_follow_the_design():
-    smoke, cpu, gpu = (config.PROFILES[name] for name in ("smoke", "cpu", "gpu"))
+    smoke, cpu, gpu = (profiles.PROFILES[name] for name in ("smoke", "cpu", "gpu"))
     assert smoke.datasets == cpu.datasets == ("fashion-mnist", "digits")
-    assert smoke.n_train < cpu.n_train and not smoke.augment and not cpu.augment and gpu.augment
-    assert gpu.datasets[0] == "cifar10" and gpu.width == 64 and gpu.arch == "resnet18"
-    assert smoke.width < cpu.width < gpu.width
+    assert smoke.n_train < cpu.n_train and not smoke.recipe.augment and not cpu.recipe.augment and gpu.recipe.augment
+    assert gpu.datasets[0] == "cifar10" and gpu.recipe.width == 64 and gpu.recipe.arch == "resnet18"
+    assert smoke.recipe.width < cpu.recipe.width < gpu.recipe.width
 
 
 def test_seeding_fixes_every_generator():
@@ -67,7 +69,7 @@ def test_the_profile_falls_back_to_an_available_dataset(monkeypatch):
         "digits": (True, "on disk"),
     }
     monkeypatch.setattr(session, "availability", lambda name: available[name])
-    name, why = session.choose_dataset(config.PROFILES["gpu"])
+    name, why = session.choose_dataset(profiles.PROFILES["gpu"])
     assert name == "fashion-mnist" and "skipped cifar10" in why
 
 
@@ -75,16 +77,16 @@ def test_an_explicit_dataset_must_be_available(monkeypatch):
     monkeypatch.setattr(session, "availability", lambda name: (False, "not in data/"))
     monkeypatch.setenv("UNLEARN_DATASET", "cifar10")
     with pytest.raises(DatasetUnavailable, match="'cifar10' was asked for but is not in data/"):
-        session.choose_dataset(config.PROFILES["gpu"])
+        session.choose_dataset(profiles.PROFILES["gpu"])
 
 
 def test_the_dataset_variable_overrides_the_profile(monkeypatch):
     monkeypatch.setenv("UNLEARN_DATASET", "digits")
-    name, why = session.choose_dataset(config.PROFILES["cpu"])
+    name, why = session.choose_dataset(profiles.PROFILES["cpu"])
     assert name == "digits" and why == "UNLEARN_DATASET=digits"
     monkeypatch.setenv("UNLEARN_DATASET", "svhn")
     with pytest.raises(ValueError, match="unknown dataset 'svhn'"):
-        session.choose_dataset(config.PROFILES["cpu"])
+        session.choose_dataset(profiles.PROFILES["cpu"])
 
 
 def test_start_prints_its_choices_and_loads_the_profile_data(capsys):
@@ -92,15 +94,31 @@ def test_start_prints_its_choices_and_loads_the_profile_data(capsys):
     out = capsys.readouterr().out
     assert "profile  smoke" in out and "dataset  digits" in out and "device   cpu" in out
     loaded = started.load_data()
-    assert loaded.info.name == "digits" and len(loaded.train) == config.DIGITS["n_train"]
-    assert started.original_config().epochs == config.DIGITS["epochs"]
+    assert loaded.info.name == "digits" and len(loaded.train) == profiles.DIGITS["n_train"]
+    assert started.recipe.epochs == profiles.DIGITS["epochs"]
+
+
+def test_the_session_fills_the_profiles_recipe_with_its_dataset_and_seed():
+    started = session.start("smoke", dataset="digits", seed=4, verbose=False)
+    assert started.recipe.dataset == "digits" and started.recipe.seed == 4
+    assert started.recipe == TrainConfig(
+        dataset="digits", seed=4, **{k: getattr(started.profile.recipe, k) for k in profiles.RECIPE_SETTINGS}
+    )
+    assert started.profile.recipe.dataset is None, "the profile keeps a template"
+
+
+def test_a_profiles_recipe_is_a_template_and_trains_nothing(digits):
+    with pytest.raises(ValueError, match="its recipe is a template"):
+        dataclasses.replace(profiles.PROFILES["smoke"], recipe=TrainConfig(dataset="digits"))
+    with pytest.raises(ValueError, match="this recipe names no dataset"):
+        profiles.PROFILES["smoke"].recipe.check_trains(digits)
 
 
 def test_a_profile_adjusts_its_settings_on_a_dataset():
-    cpu = config.PROFILES["cpu"]
+    cpu = profiles.PROFILES["cpu"]
     on_digits = cpu.for_dataset("digits")
-    assert on_digits.name == "cpu" and on_digits.n_train == config.DIGITS["n_train"] != cpu.n_train
-    assert on_digits.weight_decay == config.DIGITS["weight_decay"] and on_digits.n_test == cpu.n_test
+    assert on_digits.name == "cpu" and on_digits.n_train == profiles.DIGITS["n_train"] != cpu.n_train
+    assert on_digits.recipe.weight_decay == profiles.DIGITS["weight_decay"] and on_digits.n_test == cpu.n_test
     assert cpu.for_dataset("fashion-mnist") == cpu
     with pytest.raises(ValueError, match=r"unknown profile settings \['depth'\]"):
         cpu.adjusted(depth=3)
@@ -109,14 +127,17 @@ def test_a_profile_adjusts_its_settings_on_a_dataset():
 
 
 def test_every_profile_runs_digits_with_one_recipe():
-    recipes = {name: profile.for_dataset("digits") for name, profile in config.PROFILES.items()}
-    settings = {name: {key: getattr(p, key) for key in config.DIGITS} for name, p in recipes.items()}
-    assert all(values == config.DIGITS for values in settings.values())
+    recipes = {name: profile.for_dataset("digits") for name, profile in profiles.PROFILES.items()}
+    settings = {
+        name: {key: getattr(p.recipe if key in profiles.RECIPE_SETTINGS else p, key) for key in profiles.DIGITS}
+        for name, p in recipes.items()
+    }
+    assert all(values == profiles.DIGITS for values in settings.values())
 
 
 def test_overrides_are_typed_and_checked(monkeypatch):
     monkeypatch.setenv("UNLEARN_OVERRIDES", " epochs=1, n_train=none ,augment=yes, lr=0.5,arch=resnet18")
-    assert config.overrides() == {"epochs": 1, "n_train": None, "augment": True, "lr": 0.5, "arch": "resnet18"}
+    assert profiles.overrides() == {"epochs": 1, "n_train": None, "augment": True, "lr": 0.5, "arch": "resnet18"}
     for text, message in [
         ("epoch=1", "unknown setting 'epoch'"),
         ("epochs", "write each setting as name=value"),
@@ -126,7 +147,7 @@ def test_overrides_are_typed_and_checked(monkeypatch):
     ]:
         monkeypatch.setenv("UNLEARN_OVERRIDES", text)
         with pytest.raises(ValueError, match=message):
-            config.overrides()
+            profiles.overrides()
 
 
 def test_start_applies_the_dataset_settings_and_the_overrides(capsys, monkeypatch):
@@ -134,8 +155,8 @@ def test_start_applies_the_dataset_settings_and_the_overrides(capsys, monkeypatc
     started = session.start("smoke", dataset="digits")
     out = capsys.readouterr().out
     assert "on digits: arch=resnet9" in out and "UNLEARN_OVERRIDES: epochs=2" in out
-    assert started.profile.width == config.DIGITS["width"] and started.profile.epochs == 2
-    assert started.original_config().weight_decay == config.DIGITS["weight_decay"]
+    assert started.recipe.width == profiles.DIGITS["width"] and started.recipe.epochs == 2
+    assert started.recipe.weight_decay == profiles.DIGITS["weight_decay"]
 
 
 def test_the_data_set_up_says_what_it_uses_and_how_to_get_the_better_dataset(monkeypatch, capsys):

@@ -15,7 +15,7 @@ from unlearnlib.checkpoints import get_or_train
 from unlearnlib.forget import ForgetRequest, class_forget, random_forget
 from unlearnlib.guard import Diverged
 from unlearnlib.models import ResNet9, blocks, build_model
-from unlearnlib.train import TrainConfig, evaluate_model, fit, new_model
+from unlearnlib.train import TrainConfig, fit, new_model, predict
 from unlearnlib.unlearn import influence_removal
 
 CONFIG = TrainConfig(dataset="digits", arch="resnet9", width=8, epochs=15, batch_size=32, lr=0.05, augment=False)
@@ -30,7 +30,7 @@ def trained(data: imagedata.ImageData, indices: torch.Tensor | None = None) -> n
 
 
 def accuracy(model: nn.Module, data: imagedata.ImageData, indices: torch.Tensor) -> float:
-    return evaluate_model(model, data, data.train.subset(indices)).accuracy
+    return predict(model, data, data.train.subset(indices)).accuracy
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def clean():
 
 
 def per_class(model: nn.Module, data: imagedata.ImageData) -> torch.Tensor:
-    return torch.as_tensor(evaluate_model(model, data, data.test).per_class_accuracy(data.info.num_classes))
+    return torch.as_tensor(predict(model, data, data.test).per_class_accuracy(data.info.num_classes))
 
 
 @pytest.mark.parametrize("name", [m.name for m in unlearn.methods() if m.name != "retrain"])

@@ -242,7 +242,7 @@ def test_fine_tuning_anneals_by_default_and_counts_its_epochs(small):
     two = {"epochs": 2, "batch_size": 20}
     assert torch.equal(tuned_weights(model, small, **two), tuned_weights(model, small, schedule="cosine", **two))
     constant = tuned_weights(model, small, schedule="constant", **two)
-    assert not torch.allclose(tuned_weights(model, small, **two), constant), "the schedule reaches the optimiser"
+    assert not torch.allclose(tuned_weights(model, small, **two), constant), "the schedule reaches the optimizer"
     with pytest.raises(Diverged, match=r"diverged in epoch \d of 3: the loss became nan"):
         fine_tune(working_copy(model), small, torch.arange(40), epochs=3, lr=1e38, batch_size=40, progress=False)
 

@@ -319,8 +319,7 @@ def get_or_train(
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     if not isinstance(data, ImageData):
         raise TypeError(f"data must be an ImageData, got {type(data).__name__}")
-    if config.dataset != data.info.name:
-        raise ValueError(f"config is for {config.dataset} but the data is {data.info.name}")
+    config.check_trains(data)
     if indices is None:
         indices = torch.arange(len(data.train))
     indices = check_indices(indices, len(data.train), "training indices")

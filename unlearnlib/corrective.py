@@ -23,9 +23,9 @@ from .forget import ForgetRequest
 from .imagedata import ImageData
 from .metrics import attack_success
 from .poisoning import Poisoning, Trigger, class_pair, poison
-from .train import TrainConfig, evaluate_model
-from .trial import unlearn_timed
+from .train import TrainConfig, predict
 from .unlearn import Method, get
+from .unlearn.cache import get_or_unlearn
 
 SIMILAR_CLASSES: dict[str, tuple[str, str]] = {
     "cifar10": ("cat", "dog"),
@@ -79,8 +79,8 @@ def scores(model: nn.Module | TrainedModel, data: ImageData, poisoning: Poisonin
     """
     minority = validate.class_id("minority", minority, data.info.num_classes, dataset=data.info.name)
     net = network(model)
-    clean = evaluate_model(net, data, data.test)
-    triggered = evaluate_model(net, data, poisoning.triggered(data.test))
+    clean = predict(net, data, data.test)
+    triggered = predict(net, data, poisoning.triggered(data.test))
     return {
         "clean_accuracy": clean.accuracy,
         "minority_accuracy": float(clean.per_class_accuracy(data.info.num_classes)[minority]),
@@ -91,35 +91,29 @@ def scores(model: nn.Module | TrainedModel, data: ImageData, poisoning: Poisonin
 class Repair:
     """One poisoned training set, the models trained on it and on its clean version, and repairs of the former.
 
-    ``clean`` is the data before poisoning; ``config`` trains both models (through
-    the checkpoint cache, so each is trained once).  ``minority`` is the index of
-    the minority class, whose test accuracy every row reports.
+    Built as a :class:`~unlearnlib.trial.Trial` is: ``recipe`` trains both models
+    (through the checkpoint cache, so each is trained once); ``clean`` is the data
+    before poisoning.  ``minority`` is the index of the minority class, whose test
+    accuracy every row reports.  A method runs through its door, via the cache of
+    unlearned models, with the recipe's batch size unless told otherwise.
     """
 
     def __init__(
-        self,
-        config: TrainConfig,
-        clean: ImageData,
-        poisoning: Poisoning,
-        minority: int,
-        *,
-        batch_size: int | None = None,
-        progress: bool = True,
+        self, recipe: TrainConfig, clean: ImageData, poisoning: Poisoning, minority: int, *, progress: bool = True
     ):
+        if not isinstance(recipe, TrainConfig):
+            raise TypeError(f"recipe must be a TrainConfig (the session's recipe), got {type(recipe).__name__}")
         if len(clean.train) != len(poisoning.data.train):
             raise ValueError(
                 f"the clean data has {len(clean.train)} training examples, the poisoned {len(poisoning.data.train)}: "
                 "give the clean version of the poisoned data"
             )
-        self.config = config
+        self.recipe = recipe
         self.clean = clean
         self.poisoning = poisoning
         self.minority = validate.class_id("minority", minority, poisoning.data.info.num_classes)
-        self.batch_size = (
-            config.batch_size if batch_size is None else validate.integer("batch_size", batch_size, minimum=1)
-        )
-        self.original = get_or_train(config, poisoning.data, progress=progress)
-        self.reference = get_or_train(config, clean, progress=progress)
+        self.original = get_or_train(recipe, poisoning.data, progress=progress)
+        self.reference = get_or_train(recipe, clean, progress=progress)
 
     @property
     def data(self) -> ImageData:
@@ -147,17 +141,14 @@ class Repair:
         examples, and the share of all poisons it found.
         """
         method = get(method) if isinstance(method, str) else method
-        request.check_fits(self.data)
-        model, seconds = unlearn_timed(
-            method, self.original, request, self.data, hyperparameters, batch_size=self.batch_size
-        )
+        unlearned = get_or_unlearn(method, self.original, request, self.data, **hyperparameters)
         flagged = request.forget
         poisons = int(torch.isin(flagged, self.poisoning.indices).sum())
         return self._row(
             name or method.name,
-            model,
+            unlearned.model,
             self.data,
-            seconds,
+            unlearned.seconds,
             deleted=len(flagged),
             poisons_deleted=poisons,
             clean_deleted=len(flagged) - poisons,

@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import config
+from . import config, profiles
 
 RESULTS_ENV = "UNLEARN_RESULTS"
 PASSED, FAILED = "passed", "failed"
@@ -258,7 +258,7 @@ def run(
     paths = select(notebooks(notebook_dir), only)
     if not paths:
         raise ValueError(f"no NN_*.ipynb notebooks in {notebook_dir}")
-    chosen, why_profile = config.choose_profile(profile)
+    chosen, why_profile = profiles.choose_profile(profile)
     name, why_dataset = choose_dataset(chosen, dataset)
     executed = out / "notebooks"
     executed.mkdir(parents=True, exist_ok=True)
@@ -308,16 +308,16 @@ def _positive_int(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     from .datasets import DATASETS
 
-    profiles = "\n".join(f"  {p.name:8s} {p.meant_for}" for p in config.PROFILES.values())
+    listed = "\n".join(f"  {p.name:8s} {p.meant_for}" for p in profiles.PROFILES.values())
     parser = argparse.ArgumentParser(
         prog="python -m unlearnlib.course",
         description=__doc__.split("\n")[0],
-        epilog=f"profiles:\n{profiles}\n\nexit status: 0 when every notebook passed, 1 when one failed, "
+        epilog=f"profiles:\n{listed}\n\nexit status: 0 when every notebook passed, 1 when one failed, "
         "2 for a usage error.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--profile", choices=sorted(config.PROFILES), help="default: UNLEARN_PROFILE, else gpu with CUDA, else cpu"
+        "--profile", choices=sorted(profiles.PROFILES), help="default: UNLEARN_PROFILE, else gpu with CUDA, else cpu"
     )
     parser.add_argument("--dataset", choices=DATASETS, help="default: UNLEARN_DATASET, else the profile's first found")
     parser.add_argument("--only", metavar="NN,NN", help="run only these notebooks, e.g. 03,05 (default: all)")

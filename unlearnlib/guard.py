@@ -3,12 +3,12 @@
 A loop that diverges fills its network with NaN or infinite weights; unchecked,
 such a network goes on to be evaluated, cached or compared, and the failure shows
 up far away (an accuracy of 1/K, a puzzling membership-inference error).  Every
-loop steps through :class:`unlearnlib.train.Optimiser`, which stops it with a
+loop steps through :class:`unlearnlib.train.Stepper`, which stops it with a
 :class:`Diverged` error as soon as the loss or the weights are not finite, naming
 what was being trained (the method or the training run), its hyperparameters and
 the epoch.
 
-:func:`running` tells the optimisers started inside it what they are training:
+:func:`running` tells the steppers started inside it what they are training:
 the registered unlearning methods wrap their run in it (see
 :class:`unlearnlib.unlearn.Method`), and :func:`check_weights` is the last check
 of the network a method returns, for methods without a training loop too.
@@ -33,7 +33,7 @@ _CURRENT: ContextVar[tuple[str, dict] | None] = ContextVar("unlearnlib_current_r
 
 @contextmanager
 def running(name: str, hyperparameters: Mapping[str, object]) -> Iterator[None]:
-    """Within this block, an optimiser that meets a non-finite value names ``name`` and ``hyperparameters``."""
+    """Within this block, a stepper that meets a non-finite value names ``name`` and ``hyperparameters``."""
     token = _CURRENT.set((name, dict(hyperparameters)))
     try:
         yield

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import cli, config, metrics, session
+from . import cli, config, metrics, profiles, session
 from .datasets import DATASETS, DatasetUnavailable
 from .forget import ForgetRequest, standard_requests
 from .imagedata import ImageData
@@ -94,7 +94,7 @@ def run(
         get(name).check_hyperparameters(overrides)
     rows = []
     for label, request in requests.items():
-        trial = Trial(setup, data, request, progress=progress)
+        trial = Trial(setup.recipe, data, request, n_models=setup.profile.n_models, progress=progress)
         rows.append(pd.concat([pd.Series({"request": label, "method": "original"}), trial.do_nothing()]))
         for method in tqdm([m for m in chosen if m.applies_to(request)], desc=label, disable=not progress):
             row = trial.run(method, progress=False, **hyperparameters.get(method.name, {}))
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--profile",
         default=None,
-        choices=sorted(config.PROFILES),
+        choices=sorted(profiles.PROFILES),
         help="default: UNLEARN_PROFILE, else gpu with CUDA, else cpu",
     )
     parser.add_argument(

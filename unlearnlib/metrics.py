@@ -25,16 +25,16 @@ from .forget import ForgetRequest
 from .forgetting_quality import forgetting_quality, unlearning_score
 from .imagedata import ImageData
 from .mia import attack_roc, lira_offline, mia_efficacy, simple_mia
-from .train import Evaluation, evaluate_model
+from .train import Outputs, predict
 
 
 @dataclass(frozen=True)
 class ModelOutputs:
     """One model's outputs on the forget set, the retain set and the test set of a request."""
 
-    forget: Evaluation
-    retain: Evaluation
-    test: Evaluation
+    forget: Outputs
+    retain: Outputs
+    test: Outputs
 
 
 Model = nn.Module | TrainedModel | ModelOutputs
@@ -47,9 +47,9 @@ def model_outputs(model: nn.Module | TrainedModel, data: ImageData, request: For
     request.check_fits(data)
     net = network(model)
     return ModelOutputs(
-        forget=evaluate_model(net, data, data.train.subset(request.forget)),
-        retain=evaluate_model(net, data, data.train.subset(request.retain)),
-        test=evaluate_model(net, data, data.test),
+        forget=predict(net, data, data.train.subset(request.forget)),
+        retain=predict(net, data, data.train.subset(request.retain)),
+        test=predict(net, data, data.test),
     )
 
 

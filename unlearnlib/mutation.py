@@ -66,7 +66,7 @@ TARGETS = {
     "forget": Target("unlearnlib/forget.py", ("tests/test_forget.py", "tests/test_properties.py"), 0.9),
     "batching": Target("unlearnlib/batching.py", ("tests/test_batching.py", "tests/test_properties.py"), 0.9),
     "metrics": Target("unlearnlib/metrics.py", ("tests/test_metrics.py", "tests/test_properties.py"), 0.8),
-    "influence": Target("unlearnlib/influence.py", ("tests/test_influence.py",), 0.8),
+    "influence": Target("unlearnlib/influence_functions.py", ("tests/test_influence_functions.py",), 0.8),
     "unlearn_common": Target("unlearnlib/unlearn/common.py", ("tests/test_unlearn_common.py",), 0.8),
 }
 

@@ -123,7 +123,7 @@ def update_run_times(text: str, results: dict) -> str:
 
 def table_run_times(text: str) -> dict[str, dict[str, str]]:
     """The run times in a README's notebook table: notebook number -> {profile: run time}."""
-    from .config import PROFILES
+    from .profiles import PROFILES
 
     block = text[text.index(BEGIN) : text.index(END)]
     rows = [_cells(line) for line in block.split("\n") if line.lstrip().startswith("|")]

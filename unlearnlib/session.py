@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from . import config, validate
+from . import config, profiles, validate
 from .datasets import DatasetUnavailable, availability, check_dataset_name, load
 from .imagedata import ImageData
-from .train import TrainConfig, original_config
+from .train import TrainConfig
 
 
-def choose_dataset(profile: config.Profile, name: str | None = None) -> tuple[str, str]:
+def choose_dataset(profile: profiles.Profile, name: str | None = None) -> tuple[str, str]:
     """The dataset to use and why: ``name``, else ``UNLEARN_DATASET``, else the profile's first available.
 
     A dataset asked for explicitly must be available (an error says why not);
@@ -50,7 +50,7 @@ def _device_reason(device: torch.device) -> str:
 class Session:
     """The choices a notebook runs with."""
 
-    profile: config.Profile
+    profile: profiles.Profile
     """The profile's settings on this dataset (its ``per_dataset`` entry and any ``UNLEARN_OVERRIDES`` applied)."""
     dataset: str
     device: torch.device
@@ -66,9 +66,14 @@ class Session:
             device=self.device,
         )
 
-    def original_config(self) -> TrainConfig:
-        """The training config of the course's original model, shared by every notebook."""
-        return original_config(self.profile, self.dataset, self.seed)
+    @property
+    def recipe(self) -> TrainConfig:
+        """How the course's original model is trained: the profile's recipe on this dataset, with this seed.
+
+        Every notebook trains and judges its models with it (``get_or_train(setup.recipe, data)``,
+        ``Trial(setup.recipe, ...)``).
+        """
+        return replace(self.profile.recipe, dataset=self.dataset, seed=self.seed)
 
 
 def start(profile: str | None = None, dataset: str | None = None, seed: int = 0, *, verbose: bool = True) -> Session:
@@ -80,12 +85,12 @@ def start(profile: str | None = None, dataset: str | None = None, seed: int = 0,
     ``checkpoints/``), so that no model is trained only to be lost when it is saved.
     """
     seed = validate.seed("seed", seed)
-    chosen, why_profile = config.choose_profile(profile)
+    chosen, why_profile = profiles.choose_profile(profile)
     device = config.choose_device()
     config.check_root()
     name, why_dataset = choose_dataset(chosen, dataset)
     adjusted = chosen.per_dataset.get(name, {})
-    forced = config.overrides()
+    forced = profiles.overrides()
     settings = chosen.for_dataset(name).adjusted(**forced)
     config.seed_everything(seed)
     if verbose:
@@ -135,7 +140,7 @@ def _source(name: str) -> str:
 
 def describe_data(profile: str | None = None, dataset: str | None = None) -> str:
     """Which profile and dataset a run will use, why, where the data comes from, and how to get a better one."""
-    chosen, why_profile = config.choose_profile(profile)
+    chosen, why_profile = profiles.choose_profile(profile)
     name, why_dataset = choose_dataset(chosen, dataset)
     lines = [
         f"profile  {chosen.name}: {chosen.meant_for} ({why_profile})",
@@ -159,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m unlearnlib.session",
         description="Say which profile and dataset a run will use, why, and how to get a better dataset.",
     )
-    parser.add_argument("--profile", choices=sorted(config.PROFILES), help="default: UNLEARN_PROFILE, else by device")
+    parser.add_argument("--profile", choices=sorted(profiles.PROFILES), help="default: UNLEARN_PROFILE, else by device")
     parser.add_argument("--dataset", choices=DATASETS, help="default: UNLEARN_DATASET, else the profile's first found")
     args = parser.parse_args(argv)
     try:

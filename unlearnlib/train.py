@@ -7,6 +7,7 @@ comes from device-resident tensors through :mod:`unlearnlib.batching`.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field, fields
 
@@ -18,8 +19,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import guard, validate
-from .config import Profile
-from .datasets import check_dataset_name
 from .imagedata import ImageData, Split, check_indices
 from .models import ARCHITECTURES, build_model
 
@@ -27,11 +26,27 @@ OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("onecycle", "cosine", "constant")
 
 
+def check_optimizer_and_schedule(optimizer: object, schedule: object) -> None:
+    """Refuse an optimizer not in :data:`OPTIMIZERS` or a schedule not in :data:`SCHEDULES`, naming the choices."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides a trained model, given its training data."""
+    """Everything that decides a trained model, given its training data: the training recipe.
 
-    dataset: str
+    A profile holds one as a template, with no ``dataset``
+    (:attr:`unlearnlib.profiles.Profile.recipe`); the session fills in the dataset and
+    the seed (:attr:`unlearnlib.session.Session.recipe`).  ``dataset`` is the name of
+    the data it trains on (``data.info.name``), which need not be one of the
+    datasets the course reads: a test may train on data it makes, under its own name.
+    """
+
+    dataset: str | None = None
+    """The name of the data it trains on; ``None`` in a profile's template, which trains nothing."""
     arch: str = "resnet18"
     width: int = 64
     epochs: int = 10
@@ -48,13 +63,16 @@ class TrainConfig:
     """Seeds the initial weights, the batch order and the augmentation."""
 
     def __post_init__(self) -> None:
-        check_dataset_name(self.dataset)
+        if self.dataset is not None and not (
+            isinstance(self.dataset, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.dataset)
+        ):
+            raise ValueError(
+                f"dataset must be a name of letters, digits, '-', '_' and '.' (it names the cached files), "
+                f"got {self.dataset!r}"
+            )
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown model {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        check_optimizer_and_schedule(self.optimizer, self.schedule)
         validate.check_counts(width=self.width, epochs=self.epochs, batch_size=self.batch_size)
         validate.positive("lr", self.lr)
         validate.non_negative("weight_decay", self.weight_decay)
@@ -63,6 +81,16 @@ class TrainConfig:
         if not isinstance(self.augment, bool):
             raise TypeError(f"augment must be True or False, got {self.augment!r}")
         validate.seed("seed", self.seed)
+
+    def check_trains(self, data: ImageData) -> None:
+        """Refuse to train on ``data`` with a template (no dataset named) or with a recipe for other data."""
+        if self.dataset is None:
+            raise ValueError(
+                "this recipe names no dataset (it is a profile's template): use the session's recipe, "
+                "or dataclasses.replace(recipe, dataset=data.info.name)"
+            )
+        if self.dataset != data.info.name:
+            raise ValueError(f"config is for {self.dataset} but the data is {data.info.name}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,21 +102,6 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig fields {sorted(unknown)}")
         return cls(**values)
-
-
-def original_config(profile: Profile, dataset: str, seed: int = 0) -> TrainConfig:
-    """The configuration of the course's original model under ``profile``: every notebook shares it."""
-    return TrainConfig(
-        dataset=dataset,
-        arch=profile.arch,
-        width=profile.width,
-        epochs=profile.epochs,
-        batch_size=profile.batch_size,
-        lr=profile.lr,
-        weight_decay=profile.weight_decay,
-        augment=profile.augment,
-        seed=seed,
-    )
 
 
 @dataclass
@@ -116,7 +129,7 @@ class History:
 
 
 @dataclass
-class Evaluation:
+class Outputs:
     """A model's outputs on a split: logits, labels and per-example losses (on the CPU)."""
 
     logits: torch.Tensor
@@ -166,7 +179,7 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
 
 
 @torch.no_grad()
-def evaluate_model(model: nn.Module, data: ImageData, split: Split, batch_size: int = 1024) -> Evaluation:
+def predict(model: nn.Module, data: ImageData, split: Split, batch_size: int = 1024) -> Outputs:
     """Run ``model`` (in eval mode) over ``split``; its mode is restored afterwards."""
     was_training = model.training
     model.eval()
@@ -177,10 +190,10 @@ def evaluate_model(model: nn.Module, data: ImageData, split: Split, batch_size: 
             logits.append(model(x).float())
     model.train(was_training)
     out = torch.cat(logits) if logits else torch.empty(0, data.info.num_classes)
-    return Evaluation(out.cpu(), split.labels.cpu())
+    return Outputs(out.cpu(), split.labels.cpu())
 
 
-class Optimiser:
+class Stepper:
     """Steps of an optimizer and its learning-rate schedule, in mixed precision on CUDA.
 
     ``optimizer`` is ``"sgd"`` (Nesterov momentum) or ``"adam"`` (AdamW);
@@ -195,7 +208,7 @@ class Optimiser:
     ``epochs`` epochs of equal length, and a non-finite loss or non-finite weights
     stop the run with a :class:`~unlearnlib.guard.Diverged` error that names the
     run (``name`` and ``hyperparameters``, by default those announced by
-    :func:`unlearnlib.guard.running`, else the optimiser's own settings) and the
+    :func:`unlearnlib.guard.running`, else the stepper's own settings) and the
     epoch.  On the CPU the loss is checked at every step; on a GPU a finiteness
     flag accumulates on the device and is read once per epoch, so the guard adds
     no synchronisation per step.  The weights are checked at the end of each epoch.
@@ -219,10 +232,7 @@ class Optimiser:
         hyperparameters: dict[str, object] | None = None,
         role: str | None = None,
     ):
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        check_optimizer_and_schedule(optimizer, schedule)
         lr = validate.positive("lr", lr)
         steps = validate.integer("steps", steps, minimum=0)
         epochs = validate.integer("epochs", epochs, minimum=1)
@@ -367,7 +377,7 @@ def fit(
     if cuda:
         model.to(memory_format=torch.channels_last)
     steps_per_epoch = max(1, len(split) // config.batch_size)
-    optimiser = Optimiser(
+    stepper = Stepper(
         model.parameters(),
         device,
         steps=steps_per_epoch * config.epochs,
@@ -390,7 +400,7 @@ def fit(
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         seen = 0
-        lr = optimiser.lr
+        lr = stepper.lr
         for x, y in data.batches(
             split,
             config.batch_size,
@@ -400,17 +410,17 @@ def fit(
             drop_last=True,
             channels_last=cuda,
         ):
-            with optimiser.autocast():
+            with stepper.autocast():
                 logits = model(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-            optimiser.step(loss)
+            stepper.step(loss)
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
         if cuda:
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start
-        test = evaluate_model(model, data, data.test)
+        test = predict(model, data, data.test)
         train_loss = loss_sum.item() / seen
         history.append(
             epoch=epoch,

@@ -17,57 +17,39 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from torch import nn
 from tqdm.auto import tqdm
 
-from . import metrics
-from .checkpoints import TrainedModel, get_or_train, get_or_train_seeds
+from . import metrics, validate
+from .checkpoints import get_or_train_seeds
 from .forget import ForgetRequest
 from .imagedata import ImageData
-from .session import Session
+from .train import TrainConfig
 from .unlearn import Method, get
 from .unlearn.cache import get_or_unlearn
 
 
-def unlearn_timed(
-    method: Method,
-    original: TrainedModel,
-    request: ForgetRequest,
-    data: ImageData,
-    hyperparameters: dict,
-    *,
-    batch_size: int,
-) -> tuple[nn.Module, float]:
-    """``method`` applied to ``original`` with ``hyperparameters`` (the batch size ``batch_size`` unless they
-    say otherwise), and its run time in seconds.
-
-    Both come from the checkpoint cache: retraining with the time its training took,
-    any other method with the time of its first run (:func:`~unlearnlib.unlearn.cache.get_or_unlearn`).
-    """
-    if method.name == "retrain":
-        trained = get_or_train(original.config, data, request.retain, progress=False)
-        return trained.model, trained.train_seconds
-    settings = {"batch_size": batch_size} if "batch_size" in method.hyperparameters() else {}
-    unlearned = get_or_unlearn(method, original, request, data, **settings | hyperparameters)
-    return unlearned.model, unlearned.seconds
-
-
 class Trial:
-    """One request, its original and retrained models, and the outputs of every method run on it."""
+    """One request, its original and retrained models, and the outputs of every method run on it.
 
-    def __init__(self, setup: Session, data: ImageData, request: ForgetRequest, *, progress: bool = True):
-        if not isinstance(setup, Session):
-            raise TypeError(f"setup must be the Session of session.start(), got {type(setup).__name__}")
+    ``recipe`` trains both sides (the session's :attr:`~unlearnlib.session.Session.recipe`), N = ``n_models``
+    models each (the profile's ``n_models``; at least 3, as forgetting quality needs).  A method runs on
+    each original through its door (:meth:`~unlearnlib.unlearn.registry.Method.run`), via the cache of
+    unlearned models, with the recipe's batch size unless told otherwise.
+    """
+
+    def __init__(
+        self, recipe: TrainConfig, data: ImageData, request: ForgetRequest, *, n_models: int = 3, progress: bool = True
+    ):
+        if not isinstance(recipe, TrainConfig):
+            raise TypeError(f"recipe must be a TrainConfig (the session's recipe), got {type(recipe).__name__}")
         if not isinstance(request, ForgetRequest):
             raise TypeError(f"request must be a ForgetRequest, got {type(request).__name__}")
+        n = validate.integer("n_models", n_models, minimum=3)
         request.check_fits(data)
         self.data = data
         self.request = request
-        self.batch_size = setup.profile.batch_size
-        config = setup.original_config()
-        n = setup.profile.n_models
-        self.originals = get_or_train_seeds(config, data, range(n), progress=progress)
-        self.retrained = get_or_train_seeds(config, data, range(n, 2 * n), request.retain, progress=progress)
+        self.originals = get_or_train_seeds(recipe, data, range(n), progress=progress)
+        self.retrained = get_or_train_seeds(recipe, data, range(n, 2 * n), request.retain, progress=progress)
         self.original_outputs = [metrics.model_outputs(m, data, request) for m in self.originals]
         self.retrained_outputs = [metrics.model_outputs(m, data, request) for m in self.retrained]
         self.retrain_seconds = float(np.mean([m.train_seconds for m in self.retrained]))
@@ -93,22 +75,17 @@ class Trial:
     ) -> pd.Series:
         """Run ``method`` on each original model and return its :func:`~unlearnlib.metrics.evaluate` row.
 
-        The method gets the profile's batch size unless ``hyperparameters`` say
+        The method gets the recipe's batch size unless ``hyperparameters`` say
         otherwise.  The row is named ``name`` (default: the method's name), and the
         unlearned models' outputs are kept in ``self.outputs[name]``.
         """
         method = get(method) if isinstance(method, str) else method
-        if not method.applies_to(self.request):
-            raise ValueError(f"{method.name} does not apply to a {self.request.kind} request")
-        method.check_hyperparameters(hyperparameters)
         name = name or method.name
         outputs, seconds = [], []
         for original in tqdm(self.originals, desc=name, unit="model", disable=not progress, leave=False):
-            unlearned, took = unlearn_timed(
-                method, original, self.request, self.data, hyperparameters, batch_size=self.batch_size
-            )
-            outputs.append(metrics.model_outputs(unlearned, self.data, self.request))
-            seconds.append(took)
+            unlearned = get_or_unlearn(method, original, self.request, self.data, **hyperparameters)
+            outputs.append(metrics.model_outputs(unlearned.model, self.data, self.request))
+            seconds.append(unlearned.seconds)
         self.outputs[name] = outputs
         return metrics.evaluate(
             outputs,
@@ -138,9 +115,7 @@ class Trial:
         overlap = set(grid) & set(fixed)
         if overlap:
             raise ValueError(f"{', '.join(sorted(overlap))} both swept and fixed: give each in one place")
-        method.check_hyperparameters({**fixed, **grid})
-        if not method.applies_to(self.request):
-            raise ValueError(f"{method.name} does not apply to a {self.request.kind} request")
+        method.check_hyperparameters({**fixed, **grid})  # before the first run, so that a typo costs no run
         rows = []
         combinations = list(itertools.product(*grid.values()))
         for values in tqdm(combinations, desc=f"{method.name} sweep", disable=not progress):

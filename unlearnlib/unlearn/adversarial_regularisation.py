@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..checkpoints import TrainedModel
 from ..forget import ForgetRequest
 from ..imagedata import ImageData
-from ..train import Optimiser
+from ..train import Stepper
 from ..validate import check_counts, check_fraction, check_positive
 from ..validate import seed as check_seed
 from .common import (
@@ -98,10 +98,10 @@ def adversarial(
         discriminator = OutputDiscriminator(data.info.num_classes, hidden).to(device)
     retain = data.train.subset(request.retain)
     steps_per_epoch = batches_per_epoch(len(retain), batch_size)
-    optimiser = Optimiser(
+    stepper = Stepper(
         unlearned.parameters(), device, steps=steps_per_epoch * epochs, epochs=epochs, lr=lr, schedule="cosine"
     )
-    d_optimiser = Optimiser(
+    d_stepper = Stepper(
         discriminator.parameters(),
         device,
         steps=steps_per_epoch * epochs,
@@ -118,17 +118,17 @@ def adversarial(
         for x_r, _ in data.batches(retain, batch_size, shuffle=True, generator=generator):
             x_f, y_f = next(forget_batches)
             x_u, y_u = next(unseen_batches)
-            with optimiser.autocast():
+            with stepper.autocast():
                 logits = unlearned(torch.cat([x_r, x_f, x_u]))
             logits_r, logits_f, logits_u = logits.float().split([len(x_r), len(x_f), len(x_u)])
             features_f, features_u = output_features(logits_f, y_f), output_features(logits_u, y_u)
 
             scores = discriminator(torch.cat([features_f, features_u]).detach())
             targets = torch.cat([torch.ones(len(x_f)), torch.zeros(len(x_u))]).to(device)
-            d_optimiser.step(F.binary_cross_entropy_with_logits(scores, targets))
+            d_stepper.step(F.binary_cross_entropy_with_logits(scores, targets))
 
             with torch.no_grad():
                 teacher_logits = teacher(x_r).float()
             fooled = F.binary_cross_entropy_with_logits(discriminator(features_f), torch.zeros(len(x_f), device=device))
-            optimiser.step(distillation_loss(logits_r, teacher_logits, temperature) + weight * fooled)
+            stepper.step(distillation_loss(logits_r, teacher_logits, temperature) + weight * fooled)
     return unlearned.eval()

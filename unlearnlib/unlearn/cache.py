@@ -3,7 +3,9 @@
 ``get_or_unlearn(method, original, request, data, **hyperparameters)`` stores the
 result (in ``checkpoints/unlearned/``) with its run time, so that a leaderboard
 re-uses the runs of the algorithm notebooks.  The files, locks and the handling
-of a corrupted file are those of :mod:`unlearnlib.checkpoints`.
+of a corrupted file are those of :mod:`unlearnlib.checkpoints`.  Retraining is
+not stored again: its result is already a model of that cache, and comes with
+the time its training took.
 """
 
 from __future__ import annotations
@@ -72,12 +74,13 @@ def get_or_unlearn(
     The key covers the method's name and code, every hyperparameter (defaults
     filled in, so that a default given explicitly finds the same entry), the
     original's checkpoint and the forget set.  The run time of the first run is
-    stored with the model, as a trained model's training time is.
+    stored with the model, as a trained model's training time is.  The method
+    runs through its door (:meth:`~unlearnlib.unlearn.registry.Method.run`), with
+    the batch size of ``original``'s recipe unless ``hyperparameters`` say otherwise.
     """
     if not isinstance(original, TrainedModel):
         raise TypeError(f"original must be a cached TrainedModel, got {type(original).__name__}")
-    method.check_hyperparameters(hyperparameters)
-    settings = {key: value for key, value in (method.hyperparameters() | hyperparameters).items() if key != "progress"}
+    settings = method.settings(original, hyperparameters)
     path = unlearned_path(method, settings, original, request)
 
     def load() -> UnlearnedModel:
@@ -90,8 +93,11 @@ def get_or_unlearn(
 
     def make() -> UnlearnedModel:
         start = time.perf_counter()
-        model = method(original, request, data, **hyperparameters | {"progress": False})
+        result = method.run(original, request, data, **hyperparameters | {"progress": False})
         seconds = time.perf_counter() - start
+        if isinstance(result, TrainedModel):  # a model of the cache of trained models: kept there already
+            return UnlearnedModel(result.model, method.name, result.train_seconds, result.path, result.from_cache)
+        model = result
         payload = {
             "format": FORMAT,
             "method": method.name,

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from ..checkpoints import TrainedModel
 from ..forget import ForgetRequest
 from ..imagedata import ImageData, Split
-from ..train import Optimiser
+from ..train import Stepper
 from ..validate import check_counts, check_fraction, check_positive, non_negative
 from ..validate import seed as check_seed
 from .common import (
@@ -86,7 +86,7 @@ def pbu(
     fisher = {name: f / scale for name, f in fisher.items()}
     unlearned.eval()
     steps = batches_per_epoch(len(seen), batch_size) * epochs
-    optimiser = Optimiser(
+    stepper = Stepper(
         unlearned.parameters(),
         data.device,
         steps=steps,
@@ -101,7 +101,7 @@ def pbu(
     for _ in tqdm(range(epochs), desc="PBU", unit="epoch", disable=not progress, leave=False):
         still_right = 0
         for x, y in data.batches(seen, batch_size, shuffle=True, generator=generator):
-            with optimiser.autocast():
+            with stepper.autocast():
                 logits = unlearned(x)
             right = logits.argmax(1) == y
             log_likelihood = -F.cross_entropy(logits.float(), y, reduction="none")
@@ -110,7 +110,7 @@ def pbu(
                 + beta * distance_squared(unlearned, anchor, fisher)
                 + gamma * distance_squared(unlearned, anchor)
             )
-            optimiser.step(loss)
+            stepper.step(loss)
             still_right += right.sum().item()
         if still_right == 0:
             break
@@ -160,7 +160,7 @@ def bad_teaching(
     images = data.train.subset(indices).images
     mixed = Split(images, is_forget[indices].long().to(images.device))
     steps = batches_per_epoch(len(mixed), batch_size) * epochs
-    optimiser = Optimiser(
+    stepper = Stepper(
         student.parameters(), data.device, steps=steps, epochs=epochs, lr=lr, optimizer="adam", weight_decay=0.0
     )
     generator = torch.Generator(device=data.device).manual_seed(seed)
@@ -168,9 +168,9 @@ def bad_teaching(
         for x, forget_flag in data.batches(mixed, batch_size, shuffle=True, generator=generator):
             with torch.no_grad():
                 teacher = torch.where(forget_flag[:, None].bool(), incompetent(x), competent(x)).float()
-            with optimiser.autocast():
+            with stepper.autocast():
                 logits = student(x)
-            optimiser.step(distillation_loss(logits.float(), teacher, temperature))
+            stepper.step(distillation_loss(logits.float(), teacher, temperature))
     return student.eval()
 
 
@@ -261,7 +261,7 @@ def unsir(
     sample = subsample(request.retain, retain_fraction, seed)
     split = data.train.subset(sample)
     unlearned.train()
-    optimiser = Optimiser(
+    stepper = Stepper(
         unlearned.parameters(), data.device, steps=batches_per_epoch(len(split), batch_size), lr=impair_lr
     )
     generator = torch.Generator(device=data.device).manual_seed(seed)
@@ -271,9 +271,9 @@ def unsir(
         disable=not progress,
         leave=False,
     ):
-        with optimiser.autocast():
+        with stepper.autocast():
             loss = F.cross_entropy(unlearned(torch.cat([x, noise])), torch.cat([y, noise_labels]))
-        optimiser.step(loss)
+        stepper.step(loss)
     return fine_tune(
         unlearned,
         data,

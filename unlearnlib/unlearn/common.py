@@ -15,7 +15,7 @@ from .. import validate
 from ..checkpoints import TrainedModel, network
 from ..imagedata import ImageData, Split
 from ..models import blocks
-from ..train import Optimiser
+from ..train import Stepper
 from ..validate import check_counts, check_positive
 
 
@@ -149,7 +149,7 @@ def fine_tune(
     seed = validate.seed("seed", seed)
     split = data.train.subset(indices)
     parameters = train_only(model, trainable)
-    optimiser = Optimiser(
+    stepper = Stepper(
         parameters,
         data.device,
         steps=batches_per_epoch(len(split), batch_size) * epochs,
@@ -162,11 +162,11 @@ def fine_tune(
     generator = torch.Generator(device=data.device).manual_seed(seed)
     for _ in tqdm(range(epochs), desc=desc, unit="epoch", disable=not progress, leave=False):
         for x, y in data.batches(split, batch_size, shuffle=True, generator=generator):
-            with optimiser.autocast():
+            with stepper.autocast():
                 loss = F.cross_entropy(model(x), y)
                 if penalty is not None:
                     loss = loss + penalty(model)
-            optimiser.step(loss)
+            stepper.step(loss)
     return model.eval()
 
 

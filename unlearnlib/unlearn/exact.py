@@ -22,11 +22,13 @@ def retrain(
     *,
     config: TrainConfig | None = None,
     progress: bool = True,
-) -> nn.Module:
+) -> TrainedModel:
     """The model trained with ``config`` on the retain set only, through the checkpoint cache.
 
     ``config`` defaults to the one ``model`` was trained with (``model`` must then be a
     :class:`TrainedModel`).  ``model`` itself is not used: retraining forgets by never seeing D_f.
+    The result is the cached :class:`TrainedModel`, with the time its training took (calling
+    ``unlearn.retrain`` gives its network, as every method does).
     """
     if config is None:
         if not isinstance(model, TrainedModel):
@@ -34,7 +36,7 @@ def retrain(
         config = model.config
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    return get_or_train(config, data, request.retain, progress=progress).model
+    return get_or_train(config, data, request.retain, progress=progress)
 
 
 @register("eu_k", family="exact", summary="re-initialise the last k blocks and train them on the retain set")

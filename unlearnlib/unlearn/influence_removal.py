@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 from ..checkpoints import TrainedModel
 from ..forget import ForgetRequest
 from ..imagedata import ImageData
-from ..influence import Influence, Objective, image_tensors, removal_step
+from ..influence_functions import Influence, Objective, image_tensors, removal_step
 from ..validate import check_counts, non_negative, positive
 from .common import last_blocks, working_copy
 from .registry import register
@@ -58,7 +58,7 @@ def influence(
 
     With H_r the Hessian of the retain set's mean loss plus (l2/2)‖θ‖² at the trained
     weights θ*, the step is θ* + (H_r + λI)⁻¹ [(1/n_r) Σ_{z∈D_f} ∇ℓ(z) + (m/n_r)·l2·θ*]
-    (see :func:`unlearnlib.influence.removal_step`).  ``damping`` λ > 0 makes the
+    (see :func:`unlearnlib.influence_functions.removal_step`).  ``damping`` λ > 0 makes the
     network's indefinite Hessian invertible and bounds the step; ``l2`` is the weight
     decay the model was trained with.  ``solver`` is ``"exact"``, ``"cg"`` (at most
     ``max_iterations`` products) or ``"auto"`` (exact up to 6,000 parameters).

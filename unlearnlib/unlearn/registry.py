@@ -5,6 +5,10 @@ Every method has one call shape, ``method(model, request, data, **hyperparameter
 ``request`` the :class:`~unlearnlib.forget.ForgetRequest`, ``data`` the
 :class:`~unlearnlib.imagedata.ImageData` it was trained on.  A method returns a new
 network in eval mode and never changes the one it was given.
+
+A method started from a cached model unlearns with the batch size that model was
+trained with, unless told otherwise: the training recipe is the one owner of the
+batch size, for training and unlearning alike.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from .. import guard
+from ..checkpoints import TrainedModel, network
 from ..forget import REQUEST_KINDS, ForgetRequest
 from ..imagedata import ImageData
 from . import common
@@ -31,10 +36,12 @@ class Method:
 
     Calling it checks that the request fits
     the data (its size, its class) and is of a kind the method applies to, and
-    that every hyperparameter it is given exists; runs the function with the run
-    announced to the divergence guard (:func:`unlearnlib.guard.running`, so that
-    a loop that diverges names the method and its hyperparameters); and refuses
-    to return a network with non-finite weights.
+    that every hyperparameter it is given exists; fills in the hyperparameters
+    not given (:meth:`settings`); runs the function with the run announced to the
+    divergence guard (:func:`unlearnlib.guard.running`, so that a loop that
+    diverges names the method and its hyperparameters); and refuses to return a
+    network with non-finite weights.  ``unlearn.NAME(...)`` and
+    ``unlearn.get("NAME")(...)`` are this one object.
     """
 
     name: str
@@ -76,7 +83,23 @@ class Method:
                 f"it takes {', '.join(self.hyperparameters())}"
             )
 
+    def settings(self, model, hyperparameters: dict[str, object]) -> dict[str, object]:
+        """Every hyperparameter a run on ``model`` gets: those given, else for a cached model the batch size
+        it was trained with, else the method's defaults (``progress`` aside)."""
+        self.check_hyperparameters(hyperparameters)
+        recipe = {}
+        if isinstance(model, TrainedModel) and "batch_size" in self.hyperparameters():
+            recipe["batch_size"] = model.config.batch_size
+        given = {key: value for key, value in hyperparameters.items() if key != "progress"}
+        return self.hyperparameters() | recipe | given
+
     def __call__(self, model, request: ForgetRequest, data: ImageData, **hyperparameters) -> nn.Module:
+        return network(self.run(model, request, data, **hyperparameters))
+
+    def run(self, model, request: ForgetRequest, data: ImageData, **hyperparameters) -> nn.Module | TrainedModel:
+        """The door itself: what calling the method returns, but a method whose result is a model of the
+        checkpoint cache (retraining) gives that :class:`~unlearnlib.checkpoints.TrainedModel`, with the
+        time its training took, so that no cache stores it twice and no timer times its loading."""
         if not isinstance(request, ForgetRequest):
             raise TypeError(f"{self.name} needs a ForgetRequest as its request, got {type(request).__name__}")
         if not isinstance(data, ImageData):
@@ -84,17 +107,16 @@ class Method:
         request.check_fits(data)
         if not self.applies_to(request):
             raise ValueError(f"{self.name} unlearns {' or '.join(self.kinds)} requests, not a {request.kind!r} request")
-        self.check_hyperparameters(hyperparameters)
-        settings = {
-            key: value for key, value in (self.hyperparameters() | hyperparameters).items() if key != "progress"
-        }
+        settings = self.settings(model, hyperparameters)
+        shown = {"progress": hyperparameters["progress"]} if "progress" in hyperparameters else {}
         with guard.running(self.name, settings):
-            unlearned = self.function(model, request, data, **hyperparameters)
-        return guard.check_weights(
-            unlearned,
+            result = self.function(model, request, data, **settings, **shown)
+        guard.check_weights(
+            network(result),
             guard.describe(self.name, settings),
             "lower its learning rate (or raise its damping) and run it again",
         )
+        return result
 
 
 METHODS: dict[str, Method] = {}

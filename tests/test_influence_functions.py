@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnlib import datasets, unlearn
-from unlearnlib import influence as inf
+from unlearnlib import influence_functions as inf
 from unlearnlib.forget import random_forget
 from unlearnlib.models import ResNet9, blocks
 
