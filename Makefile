@@ -23,7 +23,7 @@ help:
 	@echo "make lab      JupyterLab on the notebooks (prints the URL to open)"
 	@echo "make colab    rewrite the Colab badges and set-up blocks from pyproject.toml's URL and ref"
 	@echo "make slides   reveal.js decks of the executed notebooks -> $(BUILD)/slides (offline-ready)"
-	@echo "make bench    training throughput: unlearnlib's loop against a conventional DataLoader loop"
+	@echo "make bench    training throughput: unlearnlib's loop against a conventional DataLoader loop; into RESULTS.md"
 	@echo "make setup    only create $(VENV) and install"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -71,7 +71,7 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --no-browser $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS) notebooks
 
 bench: $(STAMP)
-	$(BIN)/python -m unlearnlib.bench
+	$(BIN)/python -m unlearnlib.bench --results RESULTS.md
 
 slides: $(STAMP)
 	test -d $(BUILD)/notebooks || $(MAKE) course

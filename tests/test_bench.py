@@ -18,6 +18,22 @@ def test_the_benchmark_times_both_loops_on_the_cpu(capsys):
     assert rows[1].endswith("1.00x")
 
 
+def test_the_figures_go_into_results_md_with_how_they_were_measured(tmp_path, capsys):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Measured results\n\nfirst\n")
+    argv = ["--devices", "cpu", "--width", "4", "--images", "32", "--batch-size", "16", "--epochs", "1"]
+    for _ in range(2):
+        bench.main([*argv, "--workers", "0", "--results", str(results)])
+    text = results.read_text()
+    assert text.startswith("# Measured results\n\nfirst\n") and text.count("<!-- bench: begin -->") == 1
+    section = text[text.index("## Training throughput") : text.index("<!-- bench: end -->")]
+    assert "`python -m unlearnlib.bench --devices cpu --width 4 --images 32" in section
+    settings = "cpu: resnet18 width 4, 32 images 3x32x32, batch 16, 1 warm-up + 1 timed epochs, 0 DataLoader workers"
+    assert settings in section and "-core CPU, " in section
+    rows = [line for line in section.splitlines() if line.startswith("| CPU")]
+    assert len(rows) == 2 and rows[1].endswith("| 1.00x |") and "| unlearnlib |" in rows[0]
+
+
 def test_synthetic_images_are_cifar_shaped():
     images, labels = bench.synthetic_cifar(5)
     assert images.shape == (5, 32, 32, 3) and images.dtype.name == "uint8"

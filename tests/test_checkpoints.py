@@ -143,6 +143,14 @@ def test_config_and_data_must_agree(fake_cifar10, digits):
         get_or_train(TINY, cifar, progress=False)
 
 
+def test_data_a_test_makes_trains_under_its_own_name(digits):
+    mine = dataclasses.replace(digits, info=dataclasses.replace(digits.info, name="my-digits"))
+    trained = get_or_train(dataclasses.replace(TINY, dataset="my-digits"), mine, progress=False)
+    assert trained.path.name.startswith("my-digits-resnet18-w4-")
+    with pytest.raises(ValueError, match="this recipe names no dataset"):
+        get_or_train(dataclasses.replace(TINY, dataset=None), mine, progress=False)
+
+
 def test_bad_training_indices_are_refused(digits):
     with pytest.raises(ValueError, match="training indices are duplicated"):
         get_or_train(TINY, digits, torch.tensor([1, 1, 2]), progress=False)

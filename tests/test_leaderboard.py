@@ -10,6 +10,7 @@ import torch
 
 from unlearnlib import datasets, leaderboard, profiles
 from unlearnlib.checkpoints import get_or_train
+from unlearnlib.corrective import Repair
 from unlearnlib.forget import class_forget, random_forget
 from unlearnlib.session import Session
 from unlearnlib.trial import Trial
@@ -44,6 +45,17 @@ def test_a_trial_judges_against_retrained_models_of_other_seeds(tiny):
     with torch.no_grad():
         hits = [float((m.model.eval()(images).argmax(1) == labels).float().mean()) for m in trial.originals]
     assert nothing["forget_accuracy"] == pytest.approx(sum(hits) / n), "the originals' own accuracy on D_f"
+
+
+def test_a_trial_and_a_repair_are_built_from_a_recipe(tiny):
+    setup, digits = tiny
+    request = random_forget(len(digits.train), count=30)
+    with pytest.raises(TypeError, match="recipe must be a TrainConfig .the session's recipe., got Session"):
+        Trial(setup, digits, request)
+    with pytest.raises(TypeError, match="recipe must be a TrainConfig .the session's recipe., got Session"):
+        Repair(setup, digits, None, 0)
+    with pytest.raises(ValueError, match="n_models must be at least 3, got 2"):
+        Trial(setup.recipe, digits, request, n_models=2)
 
 
 def test_a_sweep_has_one_row_per_combination_led_by_its_values(tiny):

@@ -77,10 +77,11 @@ def test_the_results_section_is_written_once_and_then_replaced():
         "scores": [vars(mutation.Score("mia", 20, 18, 1, ["a"], 0.9, 120.0))],
     }
     first = mutation.update_results("# Measured results\n", run)
-    assert first.count(mutation.BEGIN) == 1 and "| mia | 20 | 18 | 1 | 1 | 94.7% | 90% |" in first
+    assert first.count("<!-- mutation: begin -->") == 1 == first.count("<!-- mutation: end -->")
+    assert "| mia | 20 | 18 | 1 | 1 | 94.7% | 90% |" in first
     run["scores"][0]["killed"] = 19
     second = mutation.update_results(first, run)
-    assert second.count(mutation.BEGIN) == 1 and "| mia | 20 | 18 |" not in second
+    assert second.count("<!-- mutation: begin -->") == 1 and "| mia | 20 | 18 |" not in second
     assert "| mia | 20 | 19 | 1 | 1 | 100.0% | 90% |" in second and second.startswith("# Measured results")
 
 

@@ -78,3 +78,31 @@ def test_no_module_is_longer_than_the_limit():
     lengths = {module_name(p): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     long = {name: n for name, n in lengths.items() if n > LONGEST}
     assert not long, f"modules over {LONGEST} lines: {long}"
+
+
+def test_the_package_re_exports_its_public_names_from_their_modules_on_first_use():
+    import importlib
+    import subprocess
+    import sys
+
+    for name, module in unlearnlib.EXPORTS.items():
+        assert getattr(unlearnlib, name) is getattr(importlib.import_module(f"unlearnlib.{module}"), name), name
+    assert set(unlearnlib.EXPORTS) <= set(dir(unlearnlib)) and unlearnlib.__all__ == sorted(unlearnlib.EXPORTS)
+    try:
+        unlearnlib.no_such_name  # noqa: B018
+    except AttributeError as error:
+        assert str(error) == "module 'unlearnlib' has no attribute 'no_such_name'"
+    else:
+        raise AssertionError("an unknown name must raise AttributeError")
+    alone = "import sys, unlearnlib; print(sorted(m for m in ('torch', 'unlearnlib.trial') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", alone], capture_output=True, text=True).stdout == "[]\n"
+
+
+def test_every_notebook_imports_the_course_code_from_a_few_public_places():
+    import json
+
+    for path in sorted((PACKAGE.parent / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        lines = [line for cell in cells if cell["cell_type"] == "code" for line in "".join(cell["source"]).splitlines()]
+        statements = [line for line in lines if line.startswith(("from unlearnlib", "import unlearnlib"))]
+        assert 1 <= len(statements) <= 3, f"{path.name} imports the course code in {len(statements)} statements"

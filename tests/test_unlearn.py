@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -17,10 +18,21 @@ from unlearnlib.guard import Diverged
 from unlearnlib.models import ResNet9, blocks, build_model
 from unlearnlib.train import TrainConfig, fit, new_model, predict
 from unlearnlib.unlearn import influence_removal
+from unlearnlib.unlearn.cache import get_or_unlearn
 
 CONFIG = TrainConfig(dataset="digits", arch="resnet9", width=8, epochs=15, batch_size=32, lr=0.05, augment=False)
 FAST = {"batch_size": 32, "progress": False}
 CLASS_ONLY = {"pbu", "unsir"}
+
+
+class Task(NamedTuple):
+    """A small unlearning task: the data, a forget request, the model trained on all of it and, where a
+    test needs it, the model retrained without the forget set."""
+
+    data: imagedata.ImageData
+    request: ForgetRequest
+    original: nn.Module
+    retrained: nn.Module | None = None
 
 
 def trained(data: imagedata.ImageData, indices: torch.Tensor | None = None) -> nn.Module:
@@ -35,10 +47,8 @@ def accuracy(model: nn.Module, data: imagedata.ImageData, indices: torch.Tensor)
 
 @pytest.fixture(scope="module")
 def noisy():
-    """400 digits, 15% of them relabelled at random, so that a model must memorise to fit them all.
-
-    Returns the data, a random 20% forget request, the original model and the model retrained without D_f.
-    """
+    """400 digits, 15% of them relabelled at random, so that a model must memorise to fit them all; a random
+    20% forget request, the original model and the model retrained without D_f."""
     data = datasets.load("digits", n_train=400, n_test=300, device="cpu")
     generator = torch.Generator().manual_seed(0)
     labels = data.train.labels.clone()
@@ -46,15 +56,15 @@ def noisy():
     labels[flip] = (labels[flip] + torch.randint(1, 10, (len(flip),), generator=generator)) % 10
     data = dataclasses.replace(data, train=imagedata.Split(data.train.images, labels))
     request = random_forget(len(labels), fraction=0.2, seed=0)
-    return data, request, trained(data), trained(data, request.retain)
+    return Task(data, request, trained(data), trained(data, request.retain))
 
 
 @pytest.fixture(scope="module")
 def clean():
-    """400 digits, a request for class 3, the original model and its per-class test accuracy."""
+    """400 digits, a request for class 3 and the original model."""
     data = datasets.load("digits", n_train=400, n_test=300, device="cpu")
     original = trained(data)
-    return data, class_forget(data.train.labels, 3, data.info), original
+    return Task(data, class_forget(data.train.labels, 3, data.info), original)
 
 
 def per_class(model: nn.Module, data: imagedata.ImageData) -> torch.Tensor:
@@ -64,7 +74,7 @@ def per_class(model: nn.Module, data: imagedata.ImageData) -> torch.Tensor:
 @pytest.mark.parametrize("name", [m.name for m in unlearn.methods() if m.name != "retrain"])
 def test_a_method_leaves_its_input_alone_and_returns_the_same_architecture(name, noisy, clean):
     method = unlearn.get(name)
-    data, request, original = clean if name in CLASS_ONLY else noisy[:3]
+    data, request, original, _ = clean if name in CLASS_ONLY else noisy
     before = {key: value.clone() for key, value in original.state_dict().items()}
     result = method(original, request, data, **FAST)
     assert result is not original and type(result) is type(original) and not result.training
@@ -115,7 +125,7 @@ scores 1.0 and 0.935, so a method that does nothing fails by far."""
 
 @pytest.mark.parametrize("name", sorted(NEAR_ZERO))
 def test_class_methods_forget_the_class_and_keep_the_others(name, clean):
-    data, request, original = clean
+    data, request, original, _ = clean
     result = unlearn.get(name)(original, request, data, **FAST)
     on_forget, on_class_tests = NEAR_ZERO[name]
     assert accuracy(result, data, request.forget) <= on_forget
@@ -136,6 +146,35 @@ def test_retrain_is_the_cached_model_trained_on_the_retain_set(digits):
     assert all(torch.equal(a, b) for a, b in zip(result.state_dict().values(), cached.model.state_dict().values()))
     with pytest.raises(ValueError, match="needs the training config"):
         unlearn.retrain(original.model, request, digits)
+
+
+def test_retraining_through_the_cache_of_unlearned_models_is_the_trained_model_with_its_training_time(digits):
+    config = dataclasses.replace(CONFIG, epochs=1)
+    request = random_forget(len(digits.train), fraction=0.1, seed=0)
+    original = get_or_train(config, digits, progress=False)
+    retrained = get_or_unlearn(unlearn.retrain, original, request, digits)
+    cached = get_or_train(config, digits, request.retain, progress=False)
+    assert (retrained.path, retrained.seconds) == (cached.path, cached.train_seconds)
+    assert retrained.seconds > 0 and retrained.method == "retrain"
+    assert not list((original.path.parent / "unlearned").glob("*.pt")), "retraining is not stored a second time"
+
+
+def test_a_method_on_a_cached_model_unlearns_with_the_batch_size_of_its_recipe(digits):
+    config = dataclasses.replace(CONFIG, epochs=1, batch_size=48)
+    original = get_or_train(config, digits, progress=False)
+    request = random_forget(len(digits.train), fraction=0.1, seed=0)
+    seen = []
+
+    def record(model, request, data, *, batch_size=128, lr=0.1, progress=True):
+        seen.append(batch_size)
+        return copy.deepcopy(original.model)
+
+    spy = dataclasses.replace(unlearn.get("finetune"), function=record)
+    spy(original, request, digits)
+    spy(original.model, request, digits)
+    spy(original, request, digits, batch_size=16)
+    assert seen == [48, 128, 16], "the recipe's batch size, the default for a bare network, and one given"
+    assert spy.settings(original, {"lr": 0.5}) == {"batch_size": 48, "lr": 0.5}
 
 
 def test_eu_k_redraws_exactly_the_last_k_blocks_and_cf_k_moves_only_them(noisy):
@@ -193,7 +232,7 @@ def test_blocks_of_the_course_networks():
     "name", [m.name for m in unlearn.methods() if any(k.endswith("lr") for k in m.hyperparameters())]
 )
 def test_a_negative_learning_rate_is_refused(name, noisy, clean):
-    data, request, original = clean
+    data, request, original, _ = clean
     method = unlearn.get(name)
     rate = next(key for key in method.hyperparameters() if key.endswith("lr"))
     if not method.applies_to(request):
@@ -208,9 +247,9 @@ def test_bad_requests_and_hyperparameters_get_clear_errors(noisy, clean):
         unlearn.eu_k(original, request, data, k=8)
     with pytest.raises(ValueError, match="k must be"):
         unlearn.cf_k(original, request, data, k=0)
-    missing = ForgetRequest("class", clean[1].forget, clean[1].n_train, target_class=42)
+    missing = ForgetRequest("class", clean.request.forget, clean.request.n_train, target_class=42)
     with pytest.raises(ValueError, match="class 42 does not exist in digits"):
-        unlearn.pbu(clean[2], missing, clean[0])
+        unlearn.pbu(clean.original, missing, clean.data)
     with pytest.raises(ValueError, match="unlearns class requests"):
         unlearn.get("pbu")(original, request, data)
     with pytest.raises(ValueError, match="unknown unlearning method 'nope'"):
@@ -218,7 +257,7 @@ def test_bad_requests_and_hyperparameters_get_clear_errors(noisy, clean):
     with pytest.raises(TypeError, match="no hyperparameter lr_typo"):
         unlearn.get("finetune")(original, request, data, lr_typo=0.1)
     with pytest.raises(ValueError, match="available must be in"):
-        unlearn.pbu(clean[2], clean[1], clean[0], available=1.5)
+        unlearn.pbu(clean.original, clean.request, clean.data, available=1.5)
     other = datasets.load("digits", n_train=100, device="cpu")
     with pytest.raises(ValueError, match="training split of 400"):
         unlearn.finetune(original, request, other)
@@ -231,11 +270,12 @@ def test_every_method_has_one_door_that_checks_the_request_before_the_method_run
     ran = []
     spy = dataclasses.replace(unlearn.get("pbu"), function=lambda *args, **kwargs: ran.append(args))
     other = datasets.load("digits", n_train=100, device="cpu")
-    missing = ForgetRequest("class", clean[1].forget, clean[1].n_train, target_class=42)
+    missing = ForgetRequest("class", clean.request.forget, clean.request.n_train, target_class=42)
+    too_small = "the request is for a training split of 400 examples, this data has 100"
     for model, req, on, message in (
         (original, request, data, "pbu unlearns class requests, not a 'random' request"),
-        (clean[2], clean[1], other, "the request is for a training split of 400 examples, this data has 100"),
-        (clean[2], missing, clean[0], "class 42 does not exist in digits (classes 0..9)"),
+        (clean.original, clean.request, other, too_small),
+        (clean.original, missing, clean.data, "class 42 does not exist in digits (classes 0..9)"),
     ):
         with pytest.raises(ValueError) as raised:
             spy(model, req, on)
@@ -268,14 +308,14 @@ def test_the_registry_lists_every_method_in_teaching_order():
 
 @pytest.fixture(scope="module")
 def untrained():
-    """Digits, an untrained tiny network and a random request: divergence shows within the first steps."""
+    """Digits, a random request and an untrained tiny network: divergence shows within the first steps."""
     data = datasets.load("digits", n_train=300, n_test=100, device="cpu")
     model = build_model("resnet9", num_classes=10, in_channels=1, width=4, seed=0).eval()
-    return data, model, random_forget(len(data.train), fraction=0.2, seed=0)
+    return Task(data, random_forget(len(data.train), fraction=0.2, seed=0), model)
 
 
 def test_a_diverging_method_stops_naming_itself_its_hyperparameters_and_the_epoch(untrained):
-    data, model, request = untrained
+    data, request, model, _ = untrained
     with pytest.raises(
         Diverged, match=r"finetune \(epochs=5, lr=1000000.0, batch_size=64, seed=0\) diverged in epoch 1"
     ):
@@ -285,13 +325,13 @@ def test_a_diverging_method_stops_naming_itself_its_hyperparameters_and_the_epoc
 
 
 def test_the_discriminator_of_adversarial_unlearning_is_guarded_too(untrained):
-    data, model, request = untrained
+    data, request, model, _ = untrained
     with pytest.raises(Diverged, match=r"adversarial \(.*discriminator_lr=1e\+30.*\) diverged in epoch 1 of 1"):
         unlearn.adversarial(model, request, data, discriminator_lr=1e30, epochs=1, batch_size=64, progress=False)
 
 
 def test_a_method_without_a_loop_never_returns_non_finite_weights(untrained, monkeypatch):
-    data, model, request = untrained
+    data, request, model, _ = untrained
     monkeypatch.setattr(
         influence_removal, "removal_step", lambda retain, x, y: torch.full((retain.theta.numel(),), torch.nan)
     )

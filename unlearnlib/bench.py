@@ -1,6 +1,6 @@
 """Training throughput: unlearnlib's loop against a conventional torchvision pipeline.
 
-    python -m unlearnlib.bench [--devices cpu cuda] [--arch resnet18] [--width 64] ...
+    python -m unlearnlib.bench [--devices cpu cuda] [--arch resnet18] [--width 64] ... [--results RESULTS.md]
 
 Both loops train the same network, with the same optimizer and batch size, on
 the same CIFAR-shaped images (random pixels and labels: throughput does not
@@ -18,8 +18,12 @@ depend on content), for a warm-up epoch and then the timed ones.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
+import shlex
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -169,6 +173,23 @@ def run(device: torch.device, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def results_section(rows: list[dict], settings: str, command: str, date: str, machine: str) -> str:
+    """RESULTS.md's section on training throughput: the rows of one benchmark run, with how it was run."""
+    lines = [
+        "## Training throughput",
+        "",
+        f"{date[:10]}, {machine}; `{command}`: {settings}.",
+        "",
+        "| device | loop | images/s | vs conventional |",
+        "|---|---|---:|---:|",
+    ]
+    lines += [
+        f"| {row['device']} | {row['loop']} | {row['images_per_s']:.0f} | {row['vs conventional']:.2f}x |"
+        for row in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m unlearnlib.bench", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -194,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--workers", type=cli.whole_number(0), default=min(4, os.cpu_count() or 1), help="DataLoader workers"
     )
+    parser.add_argument("--results", type=Path, help="also write the figures into this RESULTS.md")
     args = parser.parse_args(argv)
     names = cli.split_names(args.devices) if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if not names:
@@ -226,6 +248,21 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'device':28s} {'loop':48s} {'images/s':>10s} {'vs conventional':>16s}")
     for row in rows:
         print(f"{row['device']:28s} {row['loop']:48s} {row['images_per_s']:10.0f} {row['vs conventional']:15.2f}x")
+    if args.results:
+        from .course import describe_machine, machine
+        from .readme import write_section
+
+        settings = "; ".join(
+            f"{name}: {args.arch} width {a.width}, {a.images} images 3x32x32, batch {a.batch_size}, "
+            f"1 warm-up + {a.epochs} timed epochs, {a.workers} DataLoader workers"
+            for name, _, a in plans
+        )
+        command = shlex.join(["python -m unlearnlib.bench", *(sys.argv[1:] if argv is None else argv)])
+        date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        section = results_section(rows, settings, command, date, describe_machine(machine()))
+        text = args.results.read_text() if args.results.is_file() else ""
+        args.results.write_text(write_section(text, "bench", section))
+        print(f"{args.results}: the throughput section rewritten")
 
 
 if __name__ == "__main__":

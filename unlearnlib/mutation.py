@@ -224,9 +224,6 @@ def table(scores: list[Score]) -> str:
     return "\n".join(lines)
 
 
-BEGIN, END = "<!-- mutation: begin -->", "<!-- mutation: end -->"
-
-
 def results_section(run: dict) -> str:
     """RESULTS.md's section on mutation testing, from a run's record."""
     from .course import describe_machine
@@ -243,10 +240,9 @@ def results_section(run: dict) -> str:
 
 def update_results(text: str, run: dict) -> str:
     """``text`` (RESULTS.md) with its mutation-testing section written in (appended where there is none)."""
-    block = f"{BEGIN}\n{results_section(run)}{END}"
-    if BEGIN in text and END in text:
-        return text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    return text.rstrip() + "\n\n" + block + "\n"
+    from .readme import write_section
+
+    return write_section(text, "mutation", results_section(run))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -188,39 +188,61 @@ def roc_curves(rocs: dict[str, AttackROC], title: str = "membership inference RO
     return fig
 
 
+REFERENCE_STYLES = (("k", "--"), ("C3", ":"), ("C7", "-."))
+"""Colour and line style of the first, second and third reference drawn by :func:`sweep_lines`."""
+
+
 def sweep_lines(
     frame: pd.DataFrame,
     x: str,
     columns: dict[str, str],
     *,
-    hue: str = "method",
+    hue: str | None = "method",
+    label: str | None = None,
     row: str | None = None,
-    references: dict[str, pd.DataFrame] | None = None,
+    references: dict[str, pd.DataFrame | pd.Series] | None = None,
     colors: dict[str, str] | None = None,
+    xlabel: str | None = None,
+    xscale: str = "linear",
     title: str | None = None,
 ) -> Figure:
-    """Each of ``columns`` (name: axis label) against swept variable ``x``, one line per value of ``hue``.
+    """Each of ``columns`` (name: axis label) against swept variable ``x``: measures against what was changed.
 
-    With ``row``, one row of panels per value of that column.  ``references``
-    (name: frame with ``x``, the columns and, with ``row``, the row column) are
-    drawn as dashed black lines, such as the clean model that a repair should reach.  ``colors`` fixes
-    each ``hue`` value's colour, so that a method keeps its colour from figure to figure.
+    One line per value of ``hue`` (or, with ``hue=None``, one line named ``label``); with ``row``,
+    one row of panels per value of that column.  ``references`` (name: what to compare with) are drawn
+    in black dashes, then red dots, then grey dash-dots: a row (a ``pd.Series``, such as the original's
+    or the retrained model's ``evaluate`` row) as a horizontal line, a frame with ``x``, the columns and,
+    with ``row``, the row column as a line, such as the clean model that a repair should reach.
+    ``colors`` fixes each ``hue`` value's colour, so that a method keeps its colour from figure to figure.
+    Panels whose values are all shares (in [0, 1]) share the axis 0..1.
     """
+    if hue is None:
+        frame = frame.assign(_line=label or "")
+        hue = "_line"
     rows = list(dict.fromkeys(frame[row])) if row else [None]
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(4.2 * len(columns), 3.2 * len(rows)), squeeze=False)
     styles = colors or dict(zip(dict.fromkeys(frame[hue]), sns.color_palette(n_colors=frame[hue].nunique())))
     for i, value in enumerate(rows):
         part = frame if row is None else frame[frame[row] == value]
-        for j, (column, label) in enumerate(columns.items()):
+        for j, (column, axis_label) in enumerate(columns.items()):
             ax = axes[i, j]
             for name, group in part.groupby(hue, sort=False):
                 group = group.sort_values(x)
                 ax.plot(group[x], group[column], "o-", color=styles[name], label=str(name))
-            for k, (name, reference) in enumerate((references or {}).items()):
+            drawn = [part[column]]
+            for (name, reference), (color, style) in zip((references or {}).items(), REFERENCE_STYLES):
+                if isinstance(reference, pd.Series):
+                    ax.axhline(reference[column], color=color, ls=style, lw=1, label=name)
+                    drawn.append(pd.Series([reference[column]]))
+                    continue
                 ref = reference if row is None else reference[reference[row] == value]
                 ref = ref.sort_values(x)
-                ax.plot(ref[x], ref[column], ("--", ":")[k % 2], color="k", label=name)
-            ax.set(xlabel=x.replace("_", " "), ylabel=label, ylim=(-0.02, 1.02))
+                ax.plot(ref[x], ref[column], style, color=color, label=name)
+                drawn.append(ref[column])
+            values = pd.concat(drawn)
+            if values.between(0, 1).all():
+                ax.set_ylim(-0.02, 1.02)
+            ax.set(xlabel=xlabel or x.replace("_", " "), ylabel=axis_label, xscale=xscale)
             if row is not None:
                 ax.set_title(f"{row.replace('_', ' ')} = {value}", fontsize=9)
             ax.grid(alpha=0.3)

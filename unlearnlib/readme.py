@@ -177,8 +177,8 @@ def update_notebook_run_times(folder: Path, readme_text: str) -> list[str]:
 RESULTS_HEADER = """# Measured results
 
 Generated from course runs by `python -m unlearnlib.readme build/results.json` (`make readme`):
-one section per profile, each with the run it comes from; and from mutation testing (`make mutation`).
-Do not edit by hand.
+one section per profile, each with the run it comes from; from mutation testing (`make mutation`);
+and from the throughput benchmark (`make bench`). Do not edit by hand.
 """
 
 
@@ -195,13 +195,23 @@ def results_section(results: dict, leaderboard: str | None = None) -> str:
     return text
 
 
-def update_results(text: str, results: dict, leaderboard: str | None = None) -> str:
-    """``text`` (RESULTS.md, empty for a new one) with the section of ``results``' profile written in."""
-    begin, end = f"<!-- results {results['profile']}: begin -->", f"<!-- results {results['profile']}: end -->"
-    block = f"{begin}\n{results_section(results, leaderboard)}{end}"
+def write_section(text: str, name: str, body: str) -> str:
+    """``text`` (RESULTS.md, empty for a new one) with the section ``name`` set to ``body``.
+
+    A section lies between ``<!-- NAME: begin -->`` and ``<!-- NAME: end -->``; one that is not
+    there yet is appended (a new file starts with :data:`RESULTS_HEADER`).  Every command that
+    measures something for RESULTS.md writes its figures this way, so none are copied by hand.
+    """
+    begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+    block = f"{begin}\n{body}{end}"
     if begin in text and end in text:
         return text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
     return (text.rstrip() + "\n\n" if text.strip() else RESULTS_HEADER + "\n") + block + "\n"
+
+
+def update_results(text: str, results: dict, leaderboard: str | None = None) -> str:
+    """``text`` (RESULTS.md, empty for a new one) with the section of ``results``' profile written in."""
+    return write_section(text, f"results {results['profile']}", results_section(results, leaderboard))
 
 
 def _write(path: Path, text: str) -> None:
