@@ -12,7 +12,7 @@ from unlearnlib import datasets, leaderboard, profiles
 from unlearnlib.checkpoints import get_or_train
 from unlearnlib.corrective import Repair
 from unlearnlib.forget import class_forget, random_forget
-from unlearnlib.session import Session
+from unlearnlib.session import Setup
 from unlearnlib.trial import Trial
 
 TINY = profiles.PROFILES["smoke"].adjusted(arch="resnet9", width=4, epochs=2, batch_size=64)
@@ -21,7 +21,7 @@ TINY = profiles.PROFILES["smoke"].adjusted(arch="resnet9", width=4, epochs=2, ba
 @pytest.fixture
 def tiny(isolated_root):
     digits = datasets.load("digits", n_train=300, n_test=200, device="cpu")
-    return Session(TINY, "digits", torch.device("cpu"), 0), digits
+    return Setup(TINY, "digits", torch.device("cpu"), 0), digits
 
 
 def test_a_trial_judges_against_retrained_models_of_other_seeds(tiny):
@@ -50,9 +50,9 @@ def test_a_trial_judges_against_retrained_models_of_other_seeds(tiny):
 def test_a_trial_and_a_repair_are_built_from_a_recipe(tiny):
     setup, digits = tiny
     request = random_forget(len(digits.train), count=30)
-    with pytest.raises(TypeError, match="recipe must be a TrainConfig .the session's recipe., got Session"):
+    with pytest.raises(TypeError, match=r"recipe must be a TrainConfig \(setup.recipe\), got Setup"):
         Trial(setup, digits, request)
-    with pytest.raises(TypeError, match="recipe must be a TrainConfig .the session's recipe., got Session"):
+    with pytest.raises(TypeError, match=r"recipe must be a TrainConfig \(setup.recipe\), got Setup"):
         Repair(setup, digits, None, 0)
     with pytest.raises(ValueError, match="n_models must be at least 3, got 2"):
         Trial(setup.recipe, digits, request, n_models=2)

@@ -102,7 +102,7 @@ class Repair:
         self, recipe: TrainConfig, clean: ImageData, poisoning: Poisoning, minority: int, *, progress: bool = True
     ):
         if not isinstance(recipe, TrainConfig):
-            raise TypeError(f"recipe must be a TrainConfig (the session's recipe), got {type(recipe).__name__}")
+            raise TypeError(f"recipe must be a TrainConfig (setup.recipe), got {type(recipe).__name__}")
         if len(clean.train) != len(poisoning.data.train):
             raise ValueError(
                 f"the clean data has {len(clean.train)} training examples, the poisoned {len(poisoning.data.train)}: "

@@ -46,7 +46,7 @@ COLUMNS = (
 
 
 def run(
-    setup: session.Session,
+    setup: session.Setup,
     data: ImageData,
     method_names: list[str] | None = None,
     *,

@@ -3,7 +3,7 @@
 A profile holds the datasets it prefers, one training recipe (a
 :class:`~unlearnlib.train.TrainConfig` template: model, budget, optimizer) and
 the sample counts of the experiments.  The session fills the recipe in with the
-dataset it chose and the seed (:attr:`unlearnlib.session.Session.recipe`).  The
+dataset it chose and the seed (:attr:`unlearnlib.session.Setup.recipe`).  The
 profile is chosen by ``UNLEARN_PROFILE``; without it the default is ``gpu`` when
 CUDA is available and ``cpu`` otherwise.  ``UNLEARN_OVERRIDES`` changes any of
 its settings (:data:`SETTINGS`) for a quick run.

@@ -47,8 +47,8 @@ def _device_reason(device: torch.device) -> str:
 
 
 @dataclass(frozen=True)
-class Session:
-    """The choices a notebook runs with."""
+class Setup:
+    """The choices a notebook runs with, as :func:`start` made them: ``setup = session.start()``."""
 
     profile: profiles.Profile
     """The profile's settings on this dataset (its ``per_dataset`` entry and any ``UNLEARN_OVERRIDES`` applied)."""
@@ -76,7 +76,7 @@ class Session:
         return replace(self.profile.recipe, dataset=self.dataset, seed=self.seed)
 
 
-def start(profile: str | None = None, dataset: str | None = None, seed: int = 0, *, verbose: bool = True) -> Session:
+def start(profile: str | None = None, dataset: str | None = None, seed: int = 0, *, verbose: bool = True) -> Setup:
     """Choose profile, dataset and device, seed every generator, and print the choices and why.
 
     Everything is checked here, before any work: the profile, the dataset, the
@@ -102,7 +102,7 @@ def start(profile: str | None = None, dataset: str | None = None, seed: int = 0,
         print(f"dataset  {name:14s} {why_dataset}")
         print(f"device   {str(device):14s} {_device_reason(device)}")
         print(f"seed     {seed}")
-    return Session(settings, name, device, seed)
+    return Setup(settings, name, device, seed)
 
 
 def _listed(settings: dict[str, object]) -> str:

@@ -40,7 +40,7 @@ class TrainConfig:
 
     A profile holds one as a template, with no ``dataset``
     (:attr:`unlearnlib.profiles.Profile.recipe`); the session fills in the dataset and
-    the seed (:attr:`unlearnlib.session.Session.recipe`).  ``dataset`` is the name of
+    the seed (:attr:`unlearnlib.session.Setup.recipe`).  ``dataset`` is the name of
     the data it trains on (``data.info.name``), which need not be one of the
     datasets the course reads: a test may train on data it makes, under its own name.
     """
@@ -86,7 +86,7 @@ class TrainConfig:
         """Refuse to train on ``data`` with a template (no dataset named) or with a recipe for other data."""
         if self.dataset is None:
             raise ValueError(
-                "this recipe names no dataset (it is a profile's template): use the session's recipe, "
+                "this recipe names no dataset (it is a profile's template): use setup.recipe, "
                 "or dataclasses.replace(recipe, dataset=data.info.name)"
             )
         if self.dataset != data.info.name:

@@ -31,7 +31,7 @@ from .unlearn.cache import get_or_unlearn
 class Trial:
     """One request, its original and retrained models, and the outputs of every method run on it.
 
-    ``recipe`` trains both sides (the session's :attr:`~unlearnlib.session.Session.recipe`), N = ``n_models``
+    ``recipe`` trains both sides (the session's :attr:`~unlearnlib.session.Setup.recipe`), N = ``n_models``
     models each (the profile's ``n_models``; at least 3, as forgetting quality needs).  A method runs on
     each original through its door (:meth:`~unlearnlib.unlearn.registry.Method.run`), via the cache of
     unlearned models, with the recipe's batch size unless told otherwise.
@@ -41,7 +41,7 @@ class Trial:
         self, recipe: TrainConfig, data: ImageData, request: ForgetRequest, *, n_models: int = 3, progress: bool = True
     ):
         if not isinstance(recipe, TrainConfig):
-            raise TypeError(f"recipe must be a TrainConfig (the session's recipe), got {type(recipe).__name__}")
+            raise TypeError(f"recipe must be a TrainConfig (setup.recipe), got {type(recipe).__name__}")
         if not isinstance(request, ForgetRequest):
             raise TypeError(f"request must be a ForgetRequest, got {type(request).__name__}")
         n = validate.integer("n_models", n_models, minimum=3)
