@@ -23,6 +23,16 @@ def test_every_badge_and_set_up_block_agrees_with_pyproject():
     assert colab.sync(write=False) == [], "run `make colab` (python -m unlearnlib.colab --write)"
 
 
+def test_the_citation_names_the_repository_and_version_of_pyproject():
+    from importlib.metadata import version
+
+    import yaml
+
+    citation = yaml.safe_load((colab.checkout_root() / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["title"] and citation["authors"] and citation["message"]
+    assert (citation["repository-code"], str(citation["version"])) == (colab.read_source().url, version("unlearnlib"))
+
+
 def test_the_check_command_says_so(capsys):
     assert colab.main(["--check"]) == 0
     assert "every Colab badge and set-up block points at" in capsys.readouterr().out

@@ -161,7 +161,9 @@ def run(device: torch.device, args: argparse.Namespace) -> list[dict]:
         schedule="constant",
         lr=0.05,
     )
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    cpu = f"CPU, {threads} thread{'s' if threads != 1 else ''}"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
     rows = [dict(device=name, loop="unlearnlib", images_per_s=unlearnlib_throughput(images, labels, config, device))]
     conventional = conventional_throughput(images, labels, config, device, workers=args.workers)
     rows.append(dict(device=name, loop=f"conventional, {args.workers} workers", images_per_s=conventional))
@@ -257,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
             f"1 warm-up + {a.epochs} timed epochs, {a.workers} DataLoader workers"
             for name, _, a in plans
         )
-        command = shlex.join(["python -m unlearnlib.bench", *(sys.argv[1:] if argv is None else argv)])
+        command = " ".join(["python -m unlearnlib.bench", shlex.join(sys.argv[1:] if argv is None else argv)])
         date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         section = results_section(rows, settings, command, date, describe_machine(machine()))
         text = args.results.read_text() if args.results.is_file() else ""

@@ -108,9 +108,9 @@ class Method:
         if not self.applies_to(request):
             raise ValueError(f"{self.name} unlearns {' or '.join(self.kinds)} requests, not a {request.kind!r} request")
         settings = self.settings(model, hyperparameters)
-        shown = {"progress": hyperparameters["progress"]} if "progress" in hyperparameters else {}
+        progress = {"progress": hyperparameters["progress"]} if "progress" in hyperparameters else {}
         with guard.running(self.name, settings):
-            result = self.function(model, request, data, **settings, **shown)
+            result = self.function(model, request, data, **settings, **progress)
         guard.check_weights(
             network(result),
             guard.describe(self.name, settings),
