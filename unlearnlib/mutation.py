@@ -67,7 +67,8 @@ TARGETS = {
     "batching": Target("unlearnlib/batching.py", ("tests/test_batching.py", "tests/test_properties.py"), 0.9),
     "metrics": Target("unlearnlib/metrics.py", ("tests/test_metrics.py", "tests/test_properties.py"), 0.8),
     "influence": Target("unlearnlib/influence_functions.py", ("tests/test_influence_functions.py",), 0.8),
-    "unlearn_common": Target("unlearnlib/unlearn/common.py", ("tests/test_unlearn_common.py",), 0.8),
+    "unlearn_networks": Target("unlearnlib/unlearn/networks.py", ("tests/test_unlearn_networks.py",), 0.8),
+    "unlearn_training": Target("unlearnlib/unlearn/training.py", ("tests/test_unlearn_training.py",), 0.8),
 }
 
 

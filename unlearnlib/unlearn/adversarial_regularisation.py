@@ -18,14 +18,8 @@ from ..imagedata import ImageData
 from ..train import Stepper
 from ..validate import check_counts, check_fraction, check_positive
 from ..validate import seed as check_seed
-from .common import (
-    batches_per_epoch,
-    cycle,
-    distillation_loss,
-    frozen_copy,
-    subsample,
-    working_copy,
-)
+from .networks import frozen_copy, working_copy
+from .training import batches_per_epoch, cycle, distillation_loss, subsample
 from .registry import register
 
 

@@ -10,7 +10,8 @@ from ..imagedata import ImageData
 from ..train import TrainConfig
 from ..validate import check_counts, check_positive
 from ..validate import seed as check_seed
-from .common import fine_tune, last_blocks, reinitialise, working_copy
+from .networks import last_blocks, reinitialise, working_copy
+from .training import fine_tune
 from .registry import register
 
 

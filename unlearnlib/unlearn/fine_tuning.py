@@ -10,13 +10,8 @@ from ..forget import ForgetRequest
 from ..imagedata import ImageData
 from ..validate import check_counts, check_positive
 from ..validate import seed as check_seed
-from .common import (
-    distance_squared,
-    fine_tune,
-    last_blocks,
-    parameters_of,
-    working_copy,
-)
+from .networks import distance_squared, last_blocks, parameters_of, working_copy
+from .training import fine_tune
 from .registry import register
 
 

@@ -11,7 +11,7 @@ from ..forget import ForgetRequest
 from ..imagedata import ImageData
 from ..influence_functions import Influence, Objective, image_tensors, removal_step
 from ..validate import check_counts, non_negative, positive
-from .common import last_blocks, working_copy
+from .networks import last_blocks, working_copy
 from .registry import register
 
 EXACT_LIMIT = 6_000

@@ -24,7 +24,7 @@ from .. import guard
 from ..checkpoints import TrainedModel, network
 from ..forget import REQUEST_KINDS, ForgetRequest
 from ..imagedata import ImageData
-from . import common
+from . import networks, training
 
 FAMILIES = ("exact", "influence", "fine-tuning", "adversarial", "class")
 """The families of methods (one notebook each): the gold standard first, then in teaching order."""
@@ -64,11 +64,11 @@ class Method:
         return {p.name: p.default for p in parameters if p.name != "progress"}
 
     def code_digest(self) -> str:
-        """A hash of the source of the method's module and of the loops the methods share (``common.py``).
+        """A hash of the source of the method's module and of the code the methods share (``networks``, ``training``).
 
         Part of an unlearned model's cache key, so that changing a method's code gives new cache entries.
         """
-        texts = [inspect.getsource(inspect.getmodule(self.function)), inspect.getsource(common)]
+        texts = [inspect.getsource(module) for module in (inspect.getmodule(self.function), networks, training)]
         return hashlib.sha256("".join(texts).encode()).hexdigest()
 
     def applies_to(self, request: ForgetRequest) -> bool:

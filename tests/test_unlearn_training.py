@@ -1,4 +1,4 @@
-"""The pieces the unlearning methods share, each against a known answer."""
+"""The training the unlearning methods share (unlearnlib.unlearn.training), each against a known answer."""
 
 from __future__ import annotations
 
@@ -11,21 +11,15 @@ from torch import nn
 
 from unlearnlib import datasets
 from unlearnlib.guard import Diverged
-from unlearnlib.models import ResNet9, blocks
-from unlearnlib.unlearn.common import (
+from unlearnlib.models import ResNet9
+from unlearnlib.unlearn.networks import working_copy
+from unlearnlib.unlearn.training import (
     batches_per_epoch,
     cycle,
     diagonal_fisher,
-    distance_squared,
     distillation_loss,
     fine_tune,
-    frozen_copy,
-    last_blocks,
-    parameters_of,
-    reinitialise,
     subsample,
-    train_only,
-    working_copy,
 )
 
 
@@ -42,59 +36,6 @@ def _message(call, kind=ValueError) -> str:
     with pytest.raises(kind) as raised:
         call()
     return str(raised.value)
-
-
-def test_copies_leave_the_original_alone_and_set_what_they_promise():
-    model = linear()
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    working = working_copy(model)
-    assert working is not model and all(p.requires_grad for p in working.parameters())
-    assert not any(p.requires_grad for p in model.parameters()), "the original keeps its gradients off"
-    model.train().requires_grad_(True)
-    frozen = frozen_copy(model)
-    assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
-    assert model.training and all(p.requires_grad for p in model.parameters()), "the original keeps its mode"
-    for copied in (working, frozen):
-        owned = {p.data_ptr() for p in model.parameters()}
-        assert not owned & {p.data_ptr() for p in copied.parameters()}, "a copy shares no weights with the original"
-
-
-def test_only_the_trainable_blocks_get_gradients_and_train_mode():
-    model = ResNet9(num_classes=10, in_channels=1, width=2)
-    head = last_blocks(model, 2)
-    parameters = train_only(model, head)
-    assert {id(p) for p in parameters} == {id(p) for block in head for p in block.parameters()}
-    for p in model.parameters():
-        assert p.requires_grad == (id(p) in {id(q) for q in parameters})
-    first = blocks(model)[0][1]
-    assert not first.training and all(block.training for block in head)
-    everything = train_only(model, None)
-    assert len(everything) == len(list(model.parameters())) and model.training
-
-
-def test_the_last_blocks_are_counted_from_the_end_within_the_network():
-    model = ResNet9(num_classes=10, in_channels=1, width=2)  # 7 blocks
-    assert last_blocks(model, 1) == [model.fc] and len(last_blocks(model, 7)) == 7
-    for k in (0, 8):
-        assert _message(lambda k=k: last_blocks(model, k)) == f"k must be in 1..7 for this network of 7 blocks, got {k}"
-    assert _message(lambda: last_blocks(model, "2"), TypeError) == "k must be a whole number, got '2' (str)"
-
-
-def test_batch_norm_statistics_and_weights_are_redrawn_by_the_seed():
-    def redrawn(seed: int) -> nn.Module:
-        block = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
-        block[1].running_mean.fill_(5.0)
-        block[1].running_var.fill_(7.0)
-        reinitialise([block], seed)
-        return block
-
-    block = redrawn(3)
-    assert torch.equal(block[1].running_mean, torch.zeros(4)) and torch.equal(block[1].running_var, torch.ones(4))
-    torch.manual_seed(0)
-    again = redrawn(3)
-    torch.manual_seed(1)
-    assert torch.equal(block[0].weight, again[0].weight) and not torch.equal(block[0].weight, redrawn(4)[0].weight)
 
 
 def test_a_subsample_is_a_seeded_share_of_at_least_one():
@@ -139,22 +80,6 @@ def test_distillation_uses_the_class_dimension_and_temperature_one_by_default():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an implicit softmax dimension warns
         assert distillation_loss(student, teacher).item() == pytest.approx(expected.item(), rel=1e-6)
-
-
-def test_the_squared_distance_is_weighted_and_stays_on_the_models_device():
-    model = nn.Linear(2, 1)
-    reference = {"weight": torch.tensor([[1.0, -1.0]]), "bias": torch.tensor([1.0])}
-    with torch.no_grad():
-        model.weight.copy_(torch.tensor([[2.0, 1.0]]))
-        model.bias.fill_(4.0)
-    assert set(parameters_of(model)) == set(reference)
-    assert distance_squared(model, reference).item() == pytest.approx(1 + 4 + 9)
-    weights = {"weight": torch.tensor([[2.0, 0.5]]), "bias": torch.tensor([0.0])}
-    assert distance_squared(model, reference, weights).item() == pytest.approx(2 + 2)
-    model.bias.requires_grad_(False)
-    assert distance_squared(model, reference).item() == pytest.approx(1 + 4), "frozen parameters are left out"
-    on_meta = nn.Linear(2, 1, device="meta").requires_grad_(False)
-    assert distance_squared(on_meta, {}).device.type == "meta"
 
 
 def _sgd_by_hand(model: nn.Module, x, y, *, lr: float, momentum: float, weight_decay: float, steps: int, penalty=None):
