@@ -19,8 +19,8 @@ from ..train import Stepper
 from ..validate import check_counts, check_fraction, check_positive
 from ..validate import seed as check_seed
 from .networks import frozen_copy, working_copy
-from .training import batches_per_epoch, cycle, distillation_loss, subsample
 from .registry import register
+from .training import batches_per_epoch, cycle, distillation_loss, subsample
 
 
 def output_features(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

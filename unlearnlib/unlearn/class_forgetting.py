@@ -15,8 +15,8 @@ from ..train import Stepper
 from ..validate import check_counts, check_fraction, check_positive, non_negative
 from ..validate import seed as check_seed
 from .networks import distance_squared, frozen_copy, parameters_of, reinitialise, working_copy
-from .training import batches_per_epoch, diagonal_fisher, distillation_loss, fine_tune, subsample
 from .registry import register
+from .training import batches_per_epoch, diagonal_fisher, distillation_loss, fine_tune, subsample
 
 
 @register(

@@ -11,8 +11,8 @@ from ..train import TrainConfig
 from ..validate import check_counts, check_positive
 from ..validate import seed as check_seed
 from .networks import last_blocks, reinitialise, working_copy
-from .training import fine_tune
 from .registry import register
+from .training import fine_tune
 
 
 @register("retrain", family="exact", summary="train from scratch on the retain set: the gold standard")

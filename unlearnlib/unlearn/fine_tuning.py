@@ -11,8 +11,8 @@ from ..imagedata import ImageData
 from ..validate import check_counts, check_positive
 from ..validate import seed as check_seed
 from .networks import distance_squared, last_blocks, parameters_of, working_copy
-from .training import fine_tune
 from .registry import register
+from .training import fine_tune
 
 
 @register("finetune", family="fine-tuning", summary="fine-tune every layer on the retain set")
