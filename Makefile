@@ -37,6 +37,7 @@ setup: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check unlearnlib tests conftest.py
 	$(BIN)/ruff format --check unlearnlib tests conftest.py
+	$(BIN)/ruff check --select F401,F811,F841 notebooks  # notebooks: no unused import or variable
 
 # First say which dataset the notebooks will use, why, and how to get a better one.
 test: $(STAMP)

@@ -151,12 +151,16 @@ def test_attack_success_is_0_for_a_model_that_ignores_the_trigger_and_1_for_one_
     data = synthetic()
     poisoning = poison(data, 10, target=2)
     ignores = corrective.scores(ReadsTheCorner(data), data, poisoning, minority=1)
-    assert ignores == {"clean_accuracy": 1.0, "minority_accuracy": 1.0, "attack_success": 0.0}
+    assert ignores == {"test_accuracy": 1.0, "minority_accuracy": 1.0, "attack_success": 0.0}
     always = corrective.scores(AlwaysSays(2), data, poisoning, minority=1)
-    assert always["attack_success"] == 1.0 and always["clean_accuracy"] == pytest.approx(1 / 3)
+    assert always["attack_success"] == 1.0 and always["test_accuracy"] == pytest.approx(1 / 3)
     assert always["minority_accuracy"] == 0.0
     both_ways = poison(data, 10, target={0: 1, 1: 0})
     assert corrective.scores(AlwaysSays(1), data, both_ways, minority=1)["attack_success"] == 0.5
+
+
+ROW_START = ("forget_accuracy", "unlearn_accuracy", "retain_accuracy", "test_accuracy", "mia_unlearned")
+"""The first columns of every evaluate row of a request that is not a whole class."""
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +188,8 @@ def test_retraining_without_every_poison_brings_attack_success_down_to_the_clean
     full = repair.run("retrain", corrective_forget(repair.poisoning.indices, len(repair.data.train)))
     assert full["poisons_deleted"] == 20 and full["clean_deleted"] == 0 and full["found"] == 1.0
     assert abs(full["attack_success"] - clean["attack_success"]) < 0.1
-    assert full["clean_accuracy"] > 0.9
+    assert full["test_accuracy"] > 0.9
+    assert full["gap_to_retrained"] == 0.0 and full["time_ratio"] == 1.0, "retraining is its own gold standard"
 
 
 def test_a_repair_names_its_row_and_counts_what_it_deleted(repair):
@@ -192,6 +197,11 @@ def test_a_repair_names_its_row_and_counts_what_it_deleted(repair):
     row = repair.run("cf_k", request, name="CF-1", k=1, epochs=1)
     assert row.name == "CF-1" and row["poisons_deleted"] == 10 and row["clean_deleted"] == 10
     assert set(corrective.SCORES) <= set(row.index) and row["seconds"] > 0
+    retrained = repair.run("retrain", request)
+    assert row["retrain_seconds"] == retrained["seconds"] > 0, "judged against retraining without the same set"
+    assert row["mia_retrained"] == retrained["mia_unlearned"] and row["mia_original"] == retrained["mia_original"]
+    assert list(row.index[: len(ROW_START)]) == list(ROW_START), "the evaluate row first, as every method's"
+    assert list(row.index[-4:]) == ["deleted", "poisons_deleted", "clean_deleted", "found"]
     with pytest.raises(ValueError, match="training split of 10 examples"):
         repair.run("finetune", corrective_forget(torch.arange(3), 10))
 

@@ -141,6 +141,21 @@ def test_without_enough_models_the_model_sample_measures_are_missing(digits, req
     assert math.isnan(row["seconds"]) and math.isnan(row["time_ratio"]) and row["n_models"] == 1
 
 
+def test_a_forget_set_smaller_than_the_folds_has_no_simple_mia_and_so_no_gap(digits):
+    memorised = torch.arange(len(digits.train))
+    models = [Memoriser(digits, memorised, seed) for seed in range(3)]
+    for size, folds in ((4, 5), (2, 3)):
+        small = ForgetRequest("random", torch.arange(size), len(digits.train))
+        row = metrics.evaluate(models, models, models[0], digits, small, folds=folds)
+        assert math.isnan(row["mia_unlearned"]) and math.isnan(row["mia_retrained"]) and math.isnan(row["mia_original"])
+        assert math.isnan(row["gap_to_retrained"])
+        assert row["forget_accuracy"] == 1.0 and row["mia_efficacy"] == 0.0, "the other measures are still there"
+        assert row["forgetting_quality"] == 1.0
+    five = ForgetRequest("random", torch.arange(5), len(digits.train))
+    enough = metrics.evaluate(models, models, models[0], digits, five)
+    assert enough["mia_unlearned"] >= 0.5 and enough["gap_to_retrained"] == 0.0, "five examples: five folds"
+
+
 def test_outputs_can_be_reused_and_hyperparameters_lead_the_row(digits, request_):
     outputs = [metrics.model_outputs(Guesser(digits, seed), digits, request_) for seed in range(3)]
     row = metrics.evaluate(

@@ -5,10 +5,11 @@ which an attacker has stamped a trigger on some training images and flipped thei
 labels, so that a model trained on it classifies any triggered image as the other
 class.  A :class:`Repair` holds the poisoned model and the model trained on the
 clean data (what a perfect repair would give), and :meth:`Repair.run` applies an
-unlearning method to a deletion set (:func:`unlearnlib.forget.corrective_forget`)
-and scores the result on what the repair is for (:func:`scores`): accuracy on the
-clean test set, accuracy on the minority class, and the attack success rate on the
-triggered test set.
+unlearning method to a deletion set (:func:`unlearnlib.forget.corrective_forget`).
+Its row is the :func:`~unlearnlib.metrics.evaluate` row every method gets (against
+the model retrained without the deletion set), followed by what a repair is for
+(:func:`scores`): accuracy on the minority class and the attack success rate on
+the triggered test set, and what the deletion set held.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from . import validate
 from .checkpoints import TrainedModel, get_or_train, network
 from .forget import ForgetRequest
 from .imagedata import ImageData
-from .metrics import attack_success
+from .metrics import attack_success, evaluate
 from .poisoning import Poisoning, Trigger, class_pair, poison
 from .train import TrainConfig, predict
 from .unlearn import Method, get
@@ -35,8 +36,9 @@ SIMILAR_CLASSES: dict[str, tuple[str, str]] = {
 }
 """For each dataset, two classes that look alike, for the class-imbalance task; the second is the minority."""
 
-SCORES = ("clean_accuracy", "minority_accuracy", "attack_success")
-"""The columns :func:`scores` fills: the model's utility, its utility on the minority class, the backdoor's strength."""
+SCORES = ("test_accuracy", "minority_accuracy", "attack_success")
+"""The columns :func:`scores` fills: accuracy on the clean test set (the model's utility, named as in an
+:func:`~unlearnlib.metrics.evaluate` row), its accuracy on the minority class, the backdoor's strength."""
 
 
 def backdoored_pair(
@@ -82,7 +84,7 @@ def scores(model: nn.Module | TrainedModel, data: ImageData, poisoning: Poisonin
     clean = predict(net, data, data.test)
     triggered = predict(net, data, poisoning.triggered(data.test))
     return {
-        "clean_accuracy": clean.accuracy,
+        "test_accuracy": clean.accuracy,
         "minority_accuracy": float(clean.per_class_accuracy(data.info.num_classes)[minority]),
         "attack_success": attack_success(triggered.predictions, triggered.labels, poisoning.targets),
     }
@@ -120,9 +122,9 @@ class Repair:
         """The poisoned data the original was trained on and every method unlearns from."""
         return self.poisoning.data
 
-    def _row(self, name: str, model: nn.Module | TrainedModel, data: ImageData, seconds: float, **extra) -> pd.Series:
+    def _row(self, name: str, model: nn.Module | TrainedModel, data: ImageData, seconds: float) -> pd.Series:
         values = scores(model, data, self.poisoning, self.minority)
-        return pd.Series({**extra, **values, "seconds": seconds}, name=name)
+        return pd.Series({**values, "seconds": seconds}, name=name)
 
     def do_nothing(self) -> pd.Series:
         """The poisoned original's scores, named "poisoned": what a repair starts from."""
@@ -135,22 +137,35 @@ class Repair:
     def run(
         self, method: str | Method, request: ForgetRequest, *, name: str | None = None, **hyperparameters
     ) -> pd.Series:
-        """Apply ``method`` to the poisoned original with deletion set ``request``, and score the result.
+        """Apply ``method`` to the poisoned original with deletion set ``request``, and judge the result.
 
-        The row also says how many poisons the deletion set holds, how many clean
-        examples, and the share of all poisons it found.
+        The row is :func:`~unlearnlib.metrics.evaluate`'s (against the model
+        retrained without ``request``'s deletion set, from the cache that
+        ``retrain`` fills), then the columns of :data:`SCORES` that it lacks, then
+        how many poisons the deletion set holds, how many clean examples, and the
+        share of all poisons it found.
         """
         method = get(method) if isinstance(method, str) else method
         unlearned = get_or_unlearn(method, self.original, request, self.data, **hyperparameters)
-        flagged = request.forget
-        poisons = int(torch.isin(flagged, self.poisoning.indices).sum())
-        return self._row(
-            name or method.name,
+        retrained = get_or_unlearn(get("retrain"), self.original, request, self.data)
+        row = evaluate(
             unlearned.model,
+            retrained.model,
+            self.original,
             self.data,
-            unlearned.seconds,
-            deleted=len(flagged),
-            poisons_deleted=poisons,
-            clean_deleted=len(flagged) - poisons,
-            found=poisons / len(self.poisoning.indices),
+            request,
+            seconds=unlearned.seconds,
+            retrain_seconds=retrained.seconds,
+            name=name or method.name,
         )
+        repair = scores(unlearned.model, self.data, self.poisoning, self.minority)
+        poisons = int(torch.isin(request.forget, self.poisoning.indices).sum())
+        deleted = len(request.forget)
+        counts = {
+            "deleted": deleted,
+            "poisons_deleted": poisons,
+            "clean_deleted": deleted - poisons,
+            "found": poisons / len(self.poisoning.indices),
+        }
+        extra = {key: value for key, value in repair.items() if key not in row.index}
+        return pd.Series({**row.to_dict(), **extra, **counts}, name=row.name)

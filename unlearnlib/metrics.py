@@ -123,7 +123,8 @@ def _per_model(outputs: ModelOutputs, request: ForgetRequest, folds: int, seed: 
     values = accuracies(outputs)
     if request.kind == "class":
         values |= class_accuracies(outputs, request)
-    values["mia"] = simple_mia_of(outputs, request, folds=folds, seed=seed)
+    too_few = len(outputs.forget.labels) < folds  # no k-fold attack on fewer members than folds
+    values["mia"] = math.nan if too_few else simple_mia_of(outputs, request, folds=folds, seed=seed)
     values["mia_efficacy"] = mia_efficacy(
         outputs.retain.logit_confidences, outputs.test.logit_confidences, outputs.forget.logit_confidences, seed=seed
     )
@@ -261,7 +262,9 @@ def evaluate(
     or a list of them, one per seed.  Per-model measures are averaged over the
     list.  Forgetting quality and the unlearning score need N >= 3 unlearned and
     as many retrained models; LiRA needs 2 retrained models as shadows; where
-    too few are given they are NaN.  ``seconds`` is the unlearning run time;
+    too few are given they are NaN.  The simple MIA (and so the gap) is NaN on
+    a forget set of fewer than ``folds`` examples, too few for a ``folds``-fold
+    cross-validated attack.  ``seconds`` is the unlearning run time;
     ``retrain_seconds`` defaults to the first retrained model's training time
     when it came from the checkpoint cache.  ``hyperparameters`` lead the row.
 
