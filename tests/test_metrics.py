@@ -97,7 +97,7 @@ def test_a_model_that_never_saw_the_forget_set_scores_as_the_gold_standard(digit
     row = metrics.evaluate(guessers, guessers, Memoriser(digits, torch.arange(len(digits.train)), 0), digits, request_)
     assert abs(row["mia_retrained"] - 0.5) < 0.1, "forget and test examples are alike to a model that saw neither"
     assert row["mia_original"] > 0.95, "the memoriser gives itself away"
-    assert row["gap_to_retrained"] == 0.0
+    assert row["gap_to_retrained"] == 0.0 and row["average_gap"] == 0.0
     assert row["forgetting_quality"] == 1.0 and row["unlearning_score"] == 1.0, "identical models: no rule separates"
     assert abs(row["lira_auc"] - 0.5) < 0.1
     assert row["n_models"] == 3
@@ -118,7 +118,8 @@ def test_a_model_that_kept_the_forget_set_scores_badly(digits, request_):
     assert row["lira_tpr_at_1%"] > 0.9
     assert row["forgetting_quality"] == 0.0, "perfectly separated from every retrained model"
     assert row["unlearning_score"] == 0.0
-    assert row["mia_efficacy"] == 0.0, "every forget example looks like the retain set"
+    assert row["mia_efficacy_unlearned"] == 0.0, "every forget example looks like the retain set"
+    assert row["mia_efficacy_original"] == 0.0 and row["mia_efficacy_retrained"] > 0.9, "and unseen ones like test"
     assert row["gap_to_retrained"] > 0.2
     splits = {
         "forget": digits.train.subset(request_.forget),
@@ -130,6 +131,8 @@ def test_a_model_that_kept_the_forget_set_scores_badly(digits, request_):
     differences = [abs(unlearned_acc[name] - retrained_acc[name]) for name in splits]  # |UA - UA_r| = |FA - FA_r|
     expected = np.mean([*differences, abs(row["mia_unlearned"] - row["mia_retrained"])])
     assert row["gap_to_retrained"] == pytest.approx(expected), "mean absolute difference over UA, RA, TA and MIA"
+    efficacy = abs(row["mia_efficacy_unlearned"] - row["mia_efficacy_retrained"])
+    assert row["average_gap"] == pytest.approx(np.mean([*differences, efficacy])), "SalUn's: with MIA-efficacy"
     assert row["time_ratio"] == 0.25
 
 
@@ -149,7 +152,9 @@ def test_a_forget_set_smaller_than_the_folds_has_no_simple_mia_and_so_no_gap(dig
         row = metrics.evaluate(models, models, models[0], digits, small, folds=folds)
         assert math.isnan(row["mia_unlearned"]) and math.isnan(row["mia_retrained"]) and math.isnan(row["mia_original"])
         assert math.isnan(row["gap_to_retrained"])
-        assert row["forget_accuracy"] == 1.0 and row["mia_efficacy"] == 0.0, "the other measures are still there"
+        assert row["forget_accuracy"] == 1.0 and row["mia_efficacy_unlearned"] == 0.0, (
+            "the other measures are still there"
+        )
         assert row["forgetting_quality"] == 1.0
     five = ForgetRequest("random", torch.arange(5), len(digits.train))
     enough = metrics.evaluate(models, models, models[0], digits, five)
@@ -293,14 +298,18 @@ def test_folds_and_seed_reach_both_attacks(digits, request_):
         row = metrics.evaluate(outputs, outputs, outputs, digits, request_, **options)
         assert row["mia_unlearned"] == simple_mia(forget.losses, test.losses, **options)
         assert metrics.simple_mia_of(outputs, request_, **options) == row["mia_unlearned"]
-        assert row["mia_efficacy"] == mia_efficacy(
+        assert row["mia_efficacy_unlearned"] == mia_efficacy(
             retain.logit_confidences, test.logit_confidences, forget.logit_confidences, seed=options["seed"]
         )
     defaults = metrics.evaluate(outputs, outputs, outputs, digits, request_)
-    assert defaults["mia_unlearned"] == row["mia_unlearned"] and defaults["mia_efficacy"] == row["mia_efficacy"]
+    assert (
+        defaults["mia_unlearned"] == row["mia_unlearned"]
+        and defaults["mia_efficacy_unlearned"] == row["mia_efficacy_unlearned"]
+    )
     assert metrics.simple_mia_of(outputs, request_) == row["mia_unlearned"], "5 folds and seed 0 by default"
     other = metrics.evaluate(outputs, outputs, outputs, digits, request_, folds=3, seed=7)
-    assert (other["mia_unlearned"], other["mia_efficacy"]) != (row["mia_unlearned"], row["mia_efficacy"])
+    measures = ("mia_unlearned", "mia_efficacy_unlearned")
+    assert [other[m] for m in measures] != [row[m] for m in measures]
 
 
 def test_a_table_of_a_data_frame_and_outputs_of_a_cached_model(digits, request_):

@@ -13,21 +13,38 @@ bound on ε:
 
     ε ≥ max(log(1 − δ − FPR) − log FNR,  log(1 − δ − FNR) − log FPR).
 
-The rules searched are single thresholds (S a half-line) and double thresholds
-(S an interval or its complement), with the cut points anywhere between the
-observed values, so each example gets the strongest bound any threshold grid
-could give.  As in the challenge, a rule that separates the samples perfectly
-gives ε = ∞ (capped), and one with exactly one zero error rate is discarded
-(its bound is infinite from finite samples alone).  Each example then scores
-2^(−b), with b the index of its ε in bins of width 0.5 up to ceil(log(N − 1))
-and 0 beyond; F is the mean score.
+Two families of rules are used, as in the challenge: single thresholds (S a
+half-line) and double thresholds (S an interval).  A rule that separates the
+samples perfectly gives ε = ∞ (capped), and one with exactly one zero error rate
+is discarded (its bound is infinite from finite samples alone).  Each example
+then scores 2^(−b), with b the index of its ε in bins of width 0.5 up to
+ceil(log(N − 1)) and 0 beyond; F is the mean score.
 
-The challenge's own code scans a fixed grid of thresholds, one orientation per
-rule family, and also sets ε to the cap when one sample's spread is under 1% of
-the other's.  Searching every cut point and both orientations finds each
-example's strongest rule at least as well; the spread rule is left out, since an
-interval around a narrow sample separates it anyway unless the other sample
-has a value inside it.
+Which rules of the families are tried is the ``rule`` of :func:`forgetting_quality`:
+
+- ``"challenge"`` (the default): the challenge's own grid
+  (google-deepmind/unlearning_evaluation, ``metric.py``), so that F compares with
+  published figures at any N.  Per example, the sample with the larger median
+  is "positive"; single thresholds, 100 per unit between the smallest and the
+  largest value, call "positive" at or above them; intervals are anchored on the
+  narrower sample (right ends from its minimum plus its width minus 2 to its
+  maximum plus 2, 100 per unit; 400 left ends per right end, within 2 of the
+  right end minus that width).  And when one sample's spread is under 1% of the
+  other's, ε is the cap: a very peaked sample is taken as proof of separation.
+- ``"exhaustive"``: every cut point between observed values and both
+  orientations of each family: the strongest rule these families hold, with no
+  spread rule.  It is a stronger attack than the grid, and it grows stronger
+  with N, so under the null (both samples from one distribution) its F falls as
+  N grows while the challenge's stays level.  Under the null (standard normal
+  samples, 2,000 examples, seed 0; ``python -m unlearnlib.forgetting_quality``)::
+
+      N      challenge   exhaustive
+      3          0.345        0.344
+      8          0.184        0.174
+      32         0.184        0.094
+      128        0.187        0.060
+
+  Read it against retrain-vs-retrain at the same N, never against 1.
 """
 
 from __future__ import annotations
@@ -76,7 +93,116 @@ def _samples(values: np.ndarray | torch.Tensor, what: str) -> np.ndarray:
     return array
 
 
-def example_epsilons(
+def _pair(unlearned, retrained, delta: float, cap: float) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The two samples as (models × examples) arrays, checked, with δ and the cap."""
+    u, r = _samples(unlearned, "unlearned"), _samples(retrained, "retrained")
+    delta = validate.interval("delta", delta, 0.0, 1.0, low_open=False, high_open=True)
+    cap = validate.positive("cap", cap)
+    if u.shape != r.shape:
+        raise ValueError(f"unlearned and retrained must have one shape (models, examples), got {u.shape} and {r.shape}")
+    if u.shape[0] < 2:
+        raise ValueError(f"each sample needs at least 2 models, got {u.shape[0]}")
+    if u.shape[1] == 0:
+        raise ValueError("there are no examples (an empty forget set?)")
+    return u, r, delta, cap
+
+
+THRESHOLDS_PER_UNIT = 100
+"""The challenge's grid: thresholds per unit of logit-scaled confidence."""
+BUFFER = 2.0
+"""The challenge's grid: how far beyond the narrower sample the intervals' ends reach."""
+NARROW = 0.01
+"""The challenge's spread rule: a sample whose spread is under this share of the other's gets ε = the cap."""
+
+
+def _below(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both samples' values sorted together, and how many of each sample are among the first i (i = 0 .. 2N)."""
+    both = np.concatenate([first, second])
+    order = np.argsort(both, kind="stable")
+    from_first = np.concatenate([np.zeros(1, dtype=np.int64), (order < len(first)).cumsum()])
+    return both[order], from_first, np.arange(len(order) + 1) - from_first
+
+
+def _interval_counts(narrow: np.ndarray, wide: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How many values of each sample lie in each distinct interval of the challenge's grid, anchored on ``narrow``.
+
+    Each right end R_j has a row of left ends L_jk; the interval [L_jk, R_j] holds
+    the values v with L_jk <= v <= R_j.  Along a row, the number of values below
+    L_jk changes only where L_jk passes a value, so rather than count at each of
+    the row's left ends, each row is searched for where the values fall in it:
+    a count m of values below is reached in row j when some L_jk lies in
+    (v_(m-1), v_(m)] of the sorted values.  The grid itself is the challenge's,
+    to the last bit, so that a value on a grid point falls as it does there.
+    """
+    width = narrow.max() - narrow.min()
+    low, high = narrow.min() + width - BUFFER, narrow.max() + BUFFER
+    right = np.linspace(low, high, math.ceil((high - low) * THRESHOLDS_PER_UNIT))
+    per_right = math.ceil(2 * BUFFER * THRESHOLDS_PER_UNIT)
+    left = np.linspace(right - width - BUFFER, right - width + BUFFER, per_right, axis=1)
+    values, narrow_below, wide_below = _below(narrow, wide)
+    upto = np.searchsorted(values, right, side="right")  # values <= R_j
+    rows = torch.from_numpy(np.ascontiguousarray(left))
+    at_most = torch.searchsorted(rows, torch.from_numpy(values).expand(len(right), -1).contiguous(), right=True)
+    at_most = np.concatenate(
+        [np.zeros((len(right), 1), dtype=np.int64), at_most.numpy(), np.full((len(right), 1), per_right)], axis=1
+    )
+    reached = at_most[:, 1:] > at_most[:, :-1]  # row j has a left end in (v_(m-1), v_(m)]: m values below it
+    j, m = np.nonzero(reached)
+    return (
+        np.maximum(narrow_below[upto[j]] - narrow_below[m], 0),  # an interval with L > R holds none
+        np.maximum(wide_below[upto[j]] - wide_below[m], 0),
+    )
+
+
+def _threshold_counts(positive: np.ndarray, negative: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How many values of each sample lie at or above each threshold of the challenge's single-threshold grid."""
+    both = np.concatenate([positive, negative])
+    low, high = both.min(), both.max()
+    count = math.ceil((high - low) * THRESHOLDS_PER_UNIT)
+    thresholds = torch.linspace(float(low), float(high), count, dtype=torch.float64).numpy()
+    values, positive_below, negative_below = _below(positive, negative)
+    under = np.searchsorted(values, thresholds, side="left")
+    return len(positive) - positive_below[under], len(negative) - negative_below[under]
+
+
+def _challenge_epsilon(unlearned: np.ndarray, retrained: np.ndarray, delta: float, cap: float) -> float:
+    """One example's ε by the challenge's rules: its orientation, its grid, its spread rule."""
+    retrained_higher = np.median(retrained) > np.median(unlearned)
+    positive, negative = (retrained, unlearned) if retrained_higher else (unlearned, retrained)
+    spreads = sorted([np.ptp(positive), np.ptp(negative)])
+    if spreads[1] > 0 and spreads[0] / spreads[1] < NARROW:
+        return cap
+    narrow, wide = (negative, positive) if np.ptp(positive) >= np.ptp(negative) else (positive, negative)
+    hits = [_interval_counts(narrow, wide), _threshold_counts(positive, negative)]
+    n_models = len(positive)
+    called = np.concatenate([h[0] for h in hits])  # the sample called "positive" by each rule, counted
+    wrongly = np.concatenate([h[1] for h in hits])  # the other sample's values called "positive"
+    pairs = np.flatnonzero(np.bincount(called * (n_models + 1) + wrongly))  # each rule's rates: one of (N + 1)² pairs
+    tpr, fpr = (pairs // (n_models + 1)) / n_models, (pairs % (n_models + 1)) / n_models
+    bounds = epsilon_from_rates(fpr, 1 - tpr, delta)
+    return float(np.nanmax(bounds)) if not np.isnan(bounds).all() else 0.0  # no usable rule: no evidence
+
+
+def challenge_epsilons(
+    unlearned: np.ndarray | torch.Tensor,
+    retrained: np.ndarray | torch.Tensor,
+    *,
+    delta: float = DELTA,
+    cap: float = EPSILON_CAP,
+) -> np.ndarray:
+    """Per example, the largest ε bound of the challenge's rules (its grid, orientation and spread rule).
+
+    ``unlearned`` and ``retrained`` are (models × examples) arrays of one
+    statistic (normally the logit-scaled confidence), with the same number of
+    models.  Where no rule of the grid is usable (two identical constant
+    samples), ε is 0, where the challenge's code stops with an error.
+    """
+    u, r, delta, cap = _pair(unlearned, retrained, delta, cap)
+    epsilons = np.array([_challenge_epsilon(u[:, i], r[:, i], delta, cap) for i in range(u.shape[1])])
+    return np.minimum(epsilons, cap)
+
+
+def exhaustive_epsilons(
     unlearned: np.ndarray | torch.Tensor,
     retrained: np.ndarray | torch.Tensor,
     *,
@@ -86,20 +212,13 @@ def example_epsilons(
 ) -> np.ndarray:
     """Per example, the largest ε bound of any single- or double-threshold rule telling the two samples apart.
 
-    ``unlearned`` and ``retrained`` are (models × examples) arrays of one
-    statistic (normally the logit-scaled confidence), with the same number of models.
+    Every cut point between observed values, and both orientations of each
+    family.  ``unlearned`` and ``retrained`` are (models × examples) arrays of
+    one statistic, with the same number of models.
     """
-    u, r = _samples(unlearned, "unlearned"), _samples(retrained, "retrained")
-    delta = validate.interval("delta", delta, 0.0, 1.0, low_open=False, high_open=True)
-    cap = validate.positive("cap", cap)
+    u, r, delta, cap = _pair(unlearned, retrained, delta, cap)
     chunk = validate.integer("chunk", chunk, minimum=1)
-    if u.shape != r.shape:
-        raise ValueError(f"unlearned and retrained must have one shape (models, examples), got {u.shape} and {r.shape}")
     n_models, n_examples = u.shape
-    if n_models < 2:
-        raise ValueError(f"each sample needs at least 2 models, got {n_models}")
-    if n_examples == 0:
-        raise ValueError("there are no examples (an empty forget set?)")
     values = np.concatenate([u, r]).T  # examples × 2N
     from_unlearned = np.concatenate([np.ones(n_models), np.zeros(n_models)])
     order = np.argsort(values, axis=1, kind="stable")
@@ -150,30 +269,42 @@ class ForgettingQuality:
     epsilons: np.ndarray
     scores: np.ndarray
     n_models: int
+    rule: str
+    """Which rules gave the ε: ``"challenge"`` or ``"exhaustive"``."""
+
+
+RULES = {"challenge": challenge_epsilons, "exhaustive": exhaustive_epsilons}
+"""The families of rules F can search, by name (see the module's docstring)."""
 
 
 def forgetting_quality(
     unlearned: np.ndarray | torch.Tensor,
     retrained: np.ndarray | torch.Tensor,
     *,
+    rule: str = "challenge",
     delta: float = DELTA,
     cap: float = EPSILON_CAP,
 ) -> ForgettingQuality:
     """F from (models × forget examples) logit-scaled confidences of N unlearned and N retrained models.
 
-    N must be at least 3: with 2 models the score bins end at ceil(log 1) = 0,
-    so every example would score 0 whatever the models.  Read F against F of
-    two sets of retrained models at the same N (the best this N allows), not against 1.
+    ``rule`` is ``"challenge"`` (the challenge's threshold grid, comparable with
+    published figures) or ``"exhaustive"`` (every cut point, a stronger attack;
+    see the module's docstring for how the two differ).  N must be at least 3:
+    with 2 models the score bins end at ceil(log 1) = 0, so every example would
+    score 0 whatever the models.  Read F against F of two sets of retrained
+    models at the same N (the best this N allows), not against 1.
     """
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
     n_models = _samples(unlearned, "unlearned").shape[0]
     if n_models < 3:
         raise ValueError(
             f"forgetting quality needs N >= 3 models on each side, got {n_models}: "
             "with N = 2 no ε bin scores points (they end at ceil(log(N - 1)) = 0)"
         )
-    epsilons = example_epsilons(unlearned, retrained, delta=delta, cap=cap)
+    epsilons = RULES[rule](unlearned, retrained, delta=delta, cap=cap)
     scores = epsilon_scores(epsilons, n_models)
-    return ForgettingQuality(float(scores.mean()), epsilons, scores, n_models)
+    return ForgettingQuality(float(scores.mean()), epsilons, scores, n_models, rule)
 
 
 def unlearning_score(
@@ -197,3 +328,18 @@ def unlearning_score(
             "the retrained model's accuracies (retain_retrained, test_retrained) must be positive to divide by them"
         )
     return forgetting * (retain_unlearned / retain_retrained) * (test_unlearned / test_retrained)
+
+
+def null_table(sizes: tuple[int, ...] = (3, 8, 32, 128), n_examples: int = 2000, seed: int = 0) -> str:
+    """F of each rule under the null (two standard normal samples) at each N: the table in the module's docstring."""
+    rng = np.random.default_rng(seed)
+    lines = ["N      challenge   exhaustive"]
+    for n in sizes:
+        samples = rng.normal(size=(n, n_examples)), rng.normal(size=(n, n_examples))
+        values = [forgetting_quality(*samples, rule=rule).value for rule in RULES]
+        lines.append(f"{n:<6} {values[0]:>9.3f} {values[1]:>12.3f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(null_table())

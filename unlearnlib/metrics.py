@@ -162,7 +162,11 @@ def lira_of(
 
 
 GAP_MEASURES = ("unlearn_accuracy", "retain_accuracy", "test_accuracy", "mia")
-"""The measures whose mean absolute difference to the retrained model is the gap to the gold standard."""
+"""The measures whose mean absolute difference to the retrained model is the gap to the gold standard
+(``gap_to_retrained``: the course's, with the simple MIA)."""
+AVERAGE_GAP_MEASURES = ("unlearn_accuracy", "retain_accuracy", "test_accuracy", "mia_efficacy")
+"""The same with MIA-efficacy (``average_gap``): the "average gap" of SalUn (Fan et al., ICLR 2024) and
+the papers that follow it, in fractions where they print percentages."""
 
 LABELS = {
     "epochs": "Epochs",
@@ -175,7 +179,11 @@ LABELS = {
     "mia_retrained": "GS",
     "mia_original": "MIA O",
     "mia_unlearned": "MIA U",
+    "mia_efficacy_unlearned": "MIA-eff U",
+    "mia_efficacy_retrained": "MIA-eff GS",
+    "mia_efficacy_original": "MIA-eff O",
     "gap_to_retrained": "gap",
+    "average_gap": "avg gap",
     "time_ratio": "time ratio",
 }
 """The short label of each column of an :func:`evaluate` row that has one (GS: MIA of the gold-standard
@@ -271,8 +279,11 @@ def evaluate(
     Columns (fractions in [0, 1]): forget/unlearn/retain/test accuracy (for a
     class request also test accuracy on the class and on the other classes),
     ``mia_unlearned``, ``mia_retrained`` (GS), ``mia_original`` (simple MIA of
-    each), ``mia_efficacy``, ``lira_auc`` and ``lira_tpr_at_1%``/``_0.1%``,
-    ``gap_to_retrained``, ``forgetting_quality``, ``unlearning_score``,
+    each), ``mia_efficacy_unlearned``/``_retrained``/``_original``,
+    ``lira_auc`` and ``lira_tpr_at_1%``/``_0.1%``, ``gap_to_retrained`` (mean
+    absolute difference to the retrained models over UA, RA, TA and simple MIA),
+    ``average_gap`` (the same over UA, RA, TA and MIA-efficacy, as SalUn
+    reports it), ``forgetting_quality``, ``unlearning_score``,
     ``n_models``, ``seconds``, ``retrain_seconds``, ``time_ratio``.
     """
     folds = validate.integer("folds", folds, minimum=2)
@@ -297,7 +308,9 @@ def evaluate(
     row["mia_unlearned"] = u["mia"]
     row["mia_retrained"] = r["mia"]
     row["mia_original"] = o["mia"]
-    row["mia_efficacy"] = u["mia_efficacy"]
+    row["mia_efficacy_unlearned"] = u["mia_efficacy"]
+    row["mia_efficacy_retrained"] = r["mia_efficacy"]
+    row["mia_efficacy_original"] = o["mia_efficacy"]
 
     if len(r_out) >= 2:
         rocs = [lira_of(target, r_out, request) for target in u_out]
@@ -308,6 +321,7 @@ def evaluate(
         row["lira_auc"] = row["lira_tpr_at_1%"] = row["lira_tpr_at_0.1%"] = math.nan
 
     row["gap_to_retrained"] = float(np.mean([abs(u[key] - r[key]) for key in GAP_MEASURES]))
+    row["average_gap"] = float(np.mean([abs(u[key] - r[key]) for key in AVERAGE_GAP_MEASURES]))
 
     n_models = min(len(u_out), len(r_out))
     if n_models >= 3:
