@@ -272,6 +272,11 @@ def test_the_unlearning_score_at_the_ends_of_its_ranges():
         (lambda: score_bins(1), "n_models must be at least 2, got 1"),
         (lambda: score_bins(2.0), "n_models must be a whole number, got 2.0 (float)"),
         (
+            lambda: forgetting_quality(*HAND_MADE, rule="grid"),
+            "unknown rule 'grid'; choose one of challenge, exhaustive",
+        ),
+        (lambda: challenge_epsilons(*HAND_MADE, cap=-1), "cap must be positive, got -1.0"),
+        (
             lambda: forgetting_quality(np.zeros((2, 5)), np.zeros((2, 5))),
             "forgetting quality needs N >= 3 models on each side, got 2: "
             "with N = 2 no ε bin scores points (they end at ceil(log(N - 1)) = 0)",

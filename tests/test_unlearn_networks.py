@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -18,18 +20,8 @@ from unlearnlib.unlearn.networks import (
 )
 
 
-def linear() -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
-
-
-def _message(call, kind=ValueError) -> str:
-    with pytest.raises(kind) as raised:
-        call()
-    return str(raised.value)
-
-
 def test_copies_leave_the_original_alone_and_set_what_they_promise():
-    model = linear()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     working = working_copy(model)
@@ -61,8 +53,12 @@ def test_the_last_blocks_are_counted_from_the_end_within_the_network():
     model = ResNet9(num_classes=10, in_channels=1, width=2)  # 7 blocks
     assert last_blocks(model, 1) == [model.fc] and len(last_blocks(model, 7)) == 7
     for k in (0, 8):
-        assert _message(lambda k=k: last_blocks(model, k)) == f"k must be in 1..7 for this network of 7 blocks, got {k}"
-    assert _message(lambda: last_blocks(model, "2"), TypeError) == "k must be a whole number, got '2' (str)"
+        with pytest.raises(
+            ValueError, match=f"^{re.escape(f'k must be in 1..7 for this network of 7 blocks, got {k}')}$"
+        ):
+            last_blocks(model, k)
+    with pytest.raises(TypeError, match=r"^k must be a whole number, got '2' \(str\)$"):
+        last_blocks(model, "2")
 
 
 def test_batch_norm_statistics_and_weights_are_redrawn_by_the_seed():
