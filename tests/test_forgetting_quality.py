@@ -7,6 +7,7 @@ import pytest
 
 from unlearnlib.forgetting_quality import (
     EPSILON_CAP,
+    _left_ends_at_most,
     challenge_epsilons,
     epsilon_from_rates,
     epsilon_scores,
@@ -298,3 +299,14 @@ def test_the_unlearning_score_at_the_ends_of_its_ranges():
 def test_each_refusal_names_its_argument_and_what_is_allowed(call, message):
     with pytest.raises((ValueError, TypeError), match=f"^{re.escape(message)}$"):
         call()
+
+
+def test_left_ends_are_counted_as_on_the_built_grid_even_on_and_beside_its_points():
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=50) * 3
+    stop = start + 4.0
+    grid = np.linspace(start, stop, 400, axis=1)
+    on = grid[rng.integers(0, 50, 30), rng.integers(0, 400, 30)]
+    values = np.sort(np.concatenate([on, np.nextafter(on, -np.inf), np.nextafter(on, np.inf), rng.normal(size=30) * 5]))
+    expected = np.stack([np.searchsorted(row, values, side="right") for row in grid])
+    np.testing.assert_array_equal(_left_ends_at_most(start, stop, 400, values), expected)

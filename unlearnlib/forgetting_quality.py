@@ -123,6 +123,30 @@ def _below(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return both[order], from_first, np.arange(len(order) + 1) - from_first
 
 
+def _left_ends_at_most(start: np.ndarray, stop: np.ndarray, count: int, values: np.ndarray) -> np.ndarray:
+    """For each row j of the grid ``np.linspace(start, stop, count, axis=1)``, how many of its points are <= each
+    of ``values``: a (rows × values) array, found without building the grid.
+
+    Row j's points are k·step_j + start_j (k < count − 1) and stop_j, as ``np.linspace`` computes them, so the
+    count is 1 + the largest k whose point is <= v.  Division gives k to within a rounding; the points around
+    it are then computed as ``np.linspace`` does, so that a value on a grid point falls as it does there.
+    """
+    step = ((stop - start) / (count - 1))[:, None]
+    start, stop = start[:, None], stop[:, None]
+
+    def point(k: np.ndarray) -> np.ndarray:
+        return np.where(k >= count - 1, stop, k * step + start)
+
+    v = values[None, :]
+    k = np.clip(np.floor((v - start) / step), -1, count - 1)  # the last point <= v, to within a rounding
+    while True:
+        up = (k < count - 1) & (point(k + 1) <= v)
+        down = (k >= 0) & (point(k) > v)
+        if not (up.any() or down.any()):
+            return (k + 1).astype(np.int64)
+        k = k + up - down
+
+
 def _interval_counts(narrow: np.ndarray, wide: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """How many values of each sample lie in each distinct interval of the challenge's grid, anchored on ``narrow``.
 
@@ -138,13 +162,11 @@ def _interval_counts(narrow: np.ndarray, wide: np.ndarray) -> tuple[np.ndarray, 
     low, high = narrow.min() + width - BUFFER, narrow.max() + BUFFER
     right = np.linspace(low, high, math.ceil((high - low) * THRESHOLDS_PER_UNIT))
     per_right = math.ceil(2 * BUFFER * THRESHOLDS_PER_UNIT)
-    left = np.linspace(right - width - BUFFER, right - width + BUFFER, per_right, axis=1)
     values, narrow_below, wide_below = _below(narrow, wide)
     upto = np.searchsorted(values, right, side="right")  # values <= R_j
-    rows = torch.from_numpy(np.ascontiguousarray(left))
-    at_most = torch.searchsorted(rows, torch.from_numpy(values).expand(len(right), -1).contiguous(), right=True)
+    at_most = _left_ends_at_most(right - width - BUFFER, right - width + BUFFER, per_right, values)
     at_most = np.concatenate(
-        [np.zeros((len(right), 1), dtype=np.int64), at_most.numpy(), np.full((len(right), 1), per_right)], axis=1
+        [np.zeros((len(right), 1), dtype=np.int64), at_most, np.full((len(right), 1), per_right)], axis=1
     )
     reached = at_most[:, 1:] > at_most[:, :-1]  # row j has a left end in (v_(m-1), v_(m)]: m values below it
     j, m = np.nonzero(reached)
