@@ -31,7 +31,8 @@ def test_normalisation_statistics_are_those_of_the_training_split(digits):
 
 
 def test_fake_cifar10_in_torchvision_layout_loads(fake_cifar10, isolated_root):
-    loaded = load("cifar10", device="cpu")
+    loaded = load("cifar10", n_validation=0, device="cpu")
+    assert loaded.validation is None
     assert loaded.info.name == "cifar10" and loaded.info.channels == 3 and loaded.info.size == 32
     assert loaded.info.augmentation.crop_padding == 4 and loaded.info.augmentation.flip
     assert torch.equal(loaded.train.images, torch.from_numpy(fake_cifar10["train_x"]))
@@ -59,6 +60,37 @@ def test_subsets_keep_each_class_share(digits):
         counts = torch.bincount(part.labels, minlength=10).double()
         expected = torch.bincount(whole.labels, minlength=10).double() * size / len(whole)
         assert len(part) == size and ((counts - expected).abs() < 1).all(), "each class keeps its share, rounded"
+
+
+def rows(split: imagedata.Split) -> list[tuple[bytes, int]]:
+    """A split's examples as a sorted list of (image bytes, label): what it holds, in no order."""
+    return sorted(zip((image.numpy().tobytes() for image in split.images), split.labels.tolist()))
+
+
+def test_the_validation_split_is_held_out_of_the_test_data_disjoint_and_stratified():
+    whole, digits = load("digits", n_validation=0, device="cpu").test, load("digits", device="cpu")
+    assert len(digits.train) + len(digits.test) + len(digits.validation) == 1797
+    assert len(digits.validation) == round(0.2 * len(whole)) and len(digits.test) == len(whole) - len(digits.validation)
+    assert sorted(rows(digits.test) + rows(digits.validation)) == rows(whole), "together they are the test data"
+    counts = torch.bincount(digits.validation.labels, minlength=10).double()
+    expected = torch.bincount(whole.labels, minlength=10).double() * len(digits.validation) / len(whole)
+    assert ((counts - expected).abs() < 1).all(), "each class keeps its share, rounded"
+
+
+def test_a_test_split_that_leaves_test_data_unused_is_unchanged_and_the_validation_comes_from_the_rest():
+    alone = load("digits", n_test=100, n_validation=0, device="cpu")
+    both = load("digits", n_test=100, device="cpu")
+    assert torch.equal(both.test.images, alone.test.images) and torch.equal(both.test.labels, alone.test.labels)
+    assert len(both.validation) == 20 and not set(rows(both.validation)) & set(rows(both.test))
+    asked = load("digits", n_test=100, n_validation=50, device="cpu")
+    assert len(asked.validation) == 50 and torch.equal(asked.test.images, alone.test.images)
+
+
+def test_a_validation_split_that_would_leave_no_test_data_is_refused():
+    with pytest.raises(ValueError, match=r"^n_validation=360 would leave no test examples"):
+        load("digits", n_validation=360, device="cpu")
+    with pytest.raises(ValueError, match=r"^n_validation must be"):
+        load("digits", n_validation=-1, device="cpu")
 
 
 def _write_idx(path, array, compress):
@@ -100,7 +132,7 @@ def test_fashion_mnist_in_torchvision_layout_loads(isolated_root):
         ("t10k-labels-idx1-ubyte", y_test),
     ]:
         _write_idx(raw / name, array, compress=False)
-    loaded = load("fashion-mnist", device="cpu")
+    loaded = load("fashion-mnist", n_validation=0, device="cpu")
     assert loaded.train.images.shape == (7, 1, 28, 28)
     assert np.array_equal(loaded.train.images[:, 0].numpy(), x_train)
     assert loaded.test.labels.tolist() == y_test.tolist()
@@ -277,7 +309,17 @@ def test_labels_are_checked_when_a_dataset_is_loaded(monkeypatch):
 
     monkeypatch.setattr(source, "read", with_an_eleventh_class, raising=False)
     with pytest.raises(ValueError, match="the test split of digits has 50 labels outside its classes 0..9: 10"):
-        load("digits", device="cpu")
+        load("digits", n_validation=0, device="cpu")
+
+
+def test_a_validation_split_is_checked_as_the_test_split_is():
+    digits = load("digits", n_test=100, device="cpu")
+    eleventh = imagedata.Split(digits.validation.images, torch.full((len(digits.validation),), 10))
+    with pytest.raises(ValueError, match="^the validation split of digits has 20 labels outside its classes 0..9"):
+        dataclasses.replace(digits, validation=eleventh)
+    wide = imagedata.Split(digits.validation.images.repeat(1, 1, 1, 2), digits.validation.labels)
+    with pytest.raises(ValueError, match=r"^training images are \(1, 8, 8\) but validation images \(1, 8, 16\)"):
+        dataclasses.replace(digits, validation=wide)
 
 
 def test_labels_must_be_whole_class_numbers(tiny_split):

@@ -180,6 +180,40 @@ def test_a_method_on_a_cached_model_unlearns_with_the_batch_size_of_its_recipe(d
     assert spy.settings(original, {"lr": 0.5}) == {"batch_size": 48, "lr": 0.5}
 
 
+def test_no_method_is_given_the_test_set_only_the_validation_split(noisy):
+    data, request, original, _ = noisy
+    given = []
+
+    def record(model, request, data, *, batch_size=128, lr=0.1, progress=True):
+        given.append(data)
+        return copy.deepcopy(original)
+
+    dataclasses.replace(unlearn.get("finetune"), function=record)(original, request, data)
+    (seen,) = given
+    assert seen.test_withheld and not data.test_withheld, "the caller's data keeps its test split"
+    for use in (lambda: seen.test.images, lambda: len(seen.test), lambda: seen.test.subset([0])):
+        with pytest.raises(
+            imagedata.TestSetWithheld,
+            match=r"^an unlearning method may not use the test set.*"
+            r"data\.validation",
+        ):
+            use()
+    assert seen.train is data.train and seen.validation is data.validation and seen.fingerprint == data.fingerprint
+
+
+def test_adversarial_regularisation_takes_its_unseen_examples_from_the_validation_split(noisy):
+    data, request, original, _ = noisy
+    without = dataclasses.replace(data, validation=None)
+    with pytest.raises(ValueError, match=r"^adversarial regularisation needs unseen examples, but digits has no"):
+        unlearn.adversarial(original, request, without, epochs=1, **FAST)
+    moved = dataclasses.replace(
+        data, validation=imagedata.Split(data.validation.images.flip(3), data.validation.labels)
+    )
+    a = unlearn.adversarial(original, request, data, epochs=1, **FAST)
+    b = unlearn.adversarial(original, request, moved, epochs=1, **FAST)
+    assert any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
 def test_eu_k_redraws_exactly_the_last_k_blocks_and_cf_k_moves_only_them(noisy):
     data, request, original, _ = noisy
     parts = [name for name, _ in blocks(original)]

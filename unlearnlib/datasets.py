@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from . import config, validate
 from .batching import Augmentation
-from .imagedata import DatasetInfo, ImageData, Split, class_positions, spread
+from .imagedata import DatasetInfo, ImageData, Split, class_positions, complement, spread
 
 DOWNLOAD_TIMEOUT = 10.0
 """Seconds a download may wait for the network before it gives up."""
@@ -322,11 +322,41 @@ def _subset_ids(labels: np.ndarray, n: int | None, seed: int) -> torch.Tensor:
     return torch.cat(chosen).sort().values
 
 
+VALIDATION_SHARE = 0.2
+"""The validation split's default size, as a share of the test split."""
+
+
+def _held_out_ids(labels: np.ndarray, n_test: int | None, n_validation: int | None, seed: int):
+    """Positions of the test split and of the validation split in the test data, disjoint, each stratified.
+
+    The test split is chosen as if there were no validation split, so that holding
+    one out changes no test set that leaves test data unused: the validation
+    examples come from those unused ones where there are enough, and are otherwise
+    held out of the test split itself (digits, or a profile that uses all the test data).
+    """
+    test_ids = _subset_ids(labels, n_test, seed + 1)
+    if n_validation is None:
+        n_validation = round(VALIDATION_SHARE * len(test_ids))
+    if n_validation == 0:
+        return test_ids, None
+    spare = complement(test_ids, len(labels))
+    if len(spare) >= n_validation:
+        return test_ids, spare[_subset_ids(labels[spare.numpy()], n_validation, seed + 2)]
+    if n_validation >= len(test_ids):
+        raise ValueError(
+            f"n_validation={n_validation} would leave no test examples: there are {len(labels)} in all, "
+            f"{len(test_ids)} of them for the test split"
+        )
+    inside = _subset_ids(labels[test_ids.numpy()], n_validation, seed + 2)
+    return test_ids[complement(inside, len(test_ids))], test_ids[inside]
+
+
 def load(
     name: str,
     *,
     n_train: int | None = None,
     n_test: int | None = None,
+    n_validation: int | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,
     root: Path | None = None,
@@ -334,12 +364,17 @@ def load(
     """Load dataset ``name`` onto ``device``, downloading it into ``data/`` if needed.
 
     ``n_train`` and ``n_test`` keep a random subset (fixed by ``seed``) of each
-    split, stratified by class.  Offline, a dataset that is not on disk raises
+    split, stratified by class.  ``n_validation`` test examples (by default a fifth as
+    many as the test split has), stratified and disjoint from it, become the
+    validation split: the unseen examples unlearning methods may use, since the test
+    split is the evaluation's alone.  They come from test data the test split leaves
+    unused, or else out of the test split (``0``: no validation split).  Offline, a dataset that is not on disk raises
     :class:`DatasetUnavailable` within seconds, with a message saying what to do.
     """
     source = _SOURCES[check_dataset_name(name)]
     n_train = validate.optional_integer("n_train", n_train, minimum=1)
     n_test = validate.optional_integer("n_test", n_test, minimum=1)
+    n_validation = validate.optional_integer("n_validation", n_validation, minimum=0)
     seed = validate.seed("seed", seed)
     device = config.choose_device(device) if device is not None else config.choose_device()
     root = Path(root) if root is not None else config.data_dir()
@@ -353,13 +388,16 @@ def load(
         source.fetch(root)
     x_train, y_train, x_test, y_test, where = source.read(root)
     train_ids = _subset_ids(y_train, n_train, seed)
-    test_ids = _subset_ids(y_test, n_test, seed + 1)
-    train = Split(torch.from_numpy(x_train)[train_ids], torch.from_numpy(y_train)[train_ids])
-    test = Split(torch.from_numpy(x_test)[test_ids], torch.from_numpy(y_test)[test_ids])
+    test_ids, validation_ids = _held_out_ids(y_test, n_test, n_validation, seed)
+
+    def split(images: np.ndarray, labels: np.ndarray, ids: torch.Tensor) -> Split:
+        return Split(torch.from_numpy(images)[ids], torch.from_numpy(labels)[ids]).to(device)
+
     return ImageData(
         info=INFO[name](root),
-        train=train.to(device),
-        test=test.to(device),
+        train=split(x_train, y_train, train_ids),
+        test=split(x_test, y_test, test_ids),
         train_ids=train_ids,
         source=where,
+        validation=split(x_test, y_test, validation_ids) if validation_ids is not None else None,
     )

@@ -1,10 +1,12 @@
 """Images and their labels, held on the compute device as uint8 tensors, and the checks on positions in them.
 
-An :class:`ImageData` (what :func:`unlearnlib.datasets.load` returns) has a training
-and a test :class:`Split`, each one uint8 image tensor of shape ``[N, C, H, W]`` and
-one int64 label tensor, both on the device, and a :class:`DatasetInfo` that says
-what the images are.  Batching and augmentation happen on that device too (see
-:mod:`unlearnlib.batching`).
+An :class:`ImageData` (what :func:`unlearnlib.datasets.load` returns) has a training,
+a test and (where the data was loaded with one) a validation :class:`Split`, each one
+uint8 image tensor of shape ``[N, C, H, W]`` and one int64 label tensor, both on the
+device, and a :class:`DatasetInfo` that says what the images are.  The test split is
+the evaluation's alone: an unlearning method gets :meth:`ImageData.for_methods`, in
+which it is withheld, and draws any unseen examples it needs from the validation split.
+Batching and augmentation happen on that device too (see :mod:`unlearnlib.batching`).
 
 Positions: :func:`check_indices` (valid, sorted, distinct), :func:`complement`,
 :func:`class_positions` (a class's positions in seeded order) and :func:`spread`
@@ -14,6 +16,7 @@ source alone: :func:`mislabel` (a split with a fraction relabelled).
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import math
@@ -90,6 +93,31 @@ class Split:
         return Split(self.images.to(device), self.labels.to(device))
 
 
+class TestSetWithheld(RuntimeError):
+    """Raised when an unlearning method reaches for the test set, which only the evaluation may use."""
+
+
+class WithheldSplit:
+    """What an unlearning method finds in place of the test split: any use of it raises :class:`TestSetWithheld`."""
+
+    MESSAGE = (
+        "an unlearning method may not use the test set: the evaluation alone uses it, so a method that saw it "
+        "would be judged on examples it was tuned on. Draw unseen examples from data.validation, the share of "
+        "the test data that datasets.load holds out for methods"
+    )
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):  # Python's own probes (copying, pickling) get the usual answer
+            raise AttributeError(name)
+        raise TestSetWithheld(self.MESSAGE)
+
+    def __len__(self) -> int:
+        raise TestSetWithheld(self.MESSAGE)
+
+    def __iter__(self):
+        raise TestSetWithheld(self.MESSAGE)
+
+
 @dataclass
 class ImageData:
     """A dataset on the compute device, with the normalisation statistics of its training split."""
@@ -101,17 +129,21 @@ class ImageData:
     """For each training example, its index in the full training set (on the CPU)."""
     source: str
     """Where the data was read from."""
+    validation: Split | None = None
+    """Unseen examples an unlearning method may use (held out of the test data), or ``None``."""
     mean: torch.Tensor = field(init=False)
     std: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
-        for which, split in (("training", self.train), ("test", self.test)):
+        held_out = [("test", self.test)] + ([("validation", self.validation)] if self.validation is not None else [])
+        for which, split in (("training", self.train), *held_out):
             check_labels(split.labels, self.info.num_classes, f"the {which} split of {self.info.name}")
-        if self.train.images.shape[1:] != self.test.images.shape[1:]:
-            raise ValueError(
-                f"training images are {tuple(self.train.images.shape[1:])} but test images "
-                f"{tuple(self.test.images.shape[1:])}"
-            )
+        for which, split in held_out:
+            if self.train.images.shape[1:] != split.images.shape[1:]:
+                raise ValueError(
+                    f"training images are {tuple(self.train.images.shape[1:])} but {which} images "
+                    f"{tuple(split.images.shape[1:])}"
+                )
         if len(self.train_ids) != len(self.train):
             raise ValueError(f"{len(self.train)} training examples but {len(self.train_ids)} train_ids")
         pixels = self.train.images.float().div_(255)
@@ -121,6 +153,29 @@ class ImageData:
     @property
     def device(self) -> torch.device:
         return self.train.device
+
+    @property
+    def test_withheld(self) -> bool:
+        """Whether this is a method's view of the data, without its test split (:meth:`for_methods`)."""
+        return isinstance(self.test, WithheldSplit)
+
+    def for_methods(self) -> ImageData:
+        """The data as an unlearning method gets it: the same object in all but its test split, which is withheld.
+
+        Shares the tensors (nothing is copied); using ``.test`` of the result raises :class:`TestSetWithheld`.
+        """
+        view = copy.copy(self)
+        view.test = WithheldSplit()
+        return view
+
+    def unseen(self, what: str = "this method") -> Split:
+        """The validation split, for a method that needs unseen examples; a clear error where there is none."""
+        if self.validation is None or len(self.validation) == 0:
+            raise ValueError(
+                f"{what} needs unseen examples, but {self.info.name} has no validation split: load it with "
+                "datasets.load (which holds one out of the test data), or give ImageData a validation Split"
+            )
+        return self.validation
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -141,8 +196,9 @@ class ImageData:
 
     def describe(self) -> str:
         c, s = self.info.channels, self.info.size
+        validation = f" and {len(self.validation)} validation" if self.validation is not None else ""
         return (
-            f"{self.info.name}: {len(self.train)} training and {len(self.test)} test images, "
+            f"{self.info.name}: {len(self.train)} training, {len(self.test)} test{validation} images, "
             f"{c}x{s}x{s}, {self.info.num_classes} classes, on {self.device} (from {self.source})"
         )
 

@@ -34,7 +34,8 @@ def class_pair(
     the minority class ``round(ratio * n_majority)``; both are seeded random choices,
     so the minority images at a smaller ratio are a subset of those at a larger one.
     The test set is balanced: the same number of images of each class (at most
-    ``n_test`` in all), so that accuracy is not dominated by the majority.
+    ``n_test`` in all), so that accuracy is not dominated by the majority.  The
+    validation split, where ``data`` has one, keeps its images of the two classes.
     """
     if isinstance(classes, str) or not isinstance(classes, tuple | list) or len(classes) != 2:
         raise ValueError(f"classes must be a pair of classes (names or indices), got {classes!r}")
@@ -75,12 +76,17 @@ def class_pair(
         return Split(part.images, (part.labels == second).long())
 
     names = (data.info.classes[first], data.info.classes[second])
+    validation = None
+    if data.validation is not None:
+        labels = data.validation.labels.cpu()
+        validation = relabel(data.validation, ((labels == first) | (labels == second)).nonzero().squeeze(1))
     return ImageData(
         info=dataclasses.replace(data.info, classes=names),
         train=relabel(data.train, kept),
         test=relabel(data.test, kept_test),
         train_ids=data.train_ids[kept],
         source=f"{data.source}; {names[0]} against {names[1]}, minority {data.info.classes[small]} at ratio {ratio}",
+        validation=validation,
     )
 
 

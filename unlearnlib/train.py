@@ -7,6 +7,7 @@ comes from device-resident tensors through :mod:`unlearnlib.batching`.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -356,7 +357,9 @@ def fit(
 ) -> History:
     """Train ``model`` in place on the training examples at ``indices`` (all when ``None``).
 
-    Returns per-epoch curves, with the test set evaluated after every epoch.
+    Returns per-epoch curves, with the test set evaluated after every epoch (only watched: nothing is chosen
+    by it).  Where the test set is withheld (retraining run as an unlearning method, which may not see it),
+    the test columns are NaN.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a network (an nn.Module), got {type(model).__name__}")
@@ -420,18 +423,18 @@ def fit(
         if cuda:
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start
-        test = predict(model, data, data.test)
+        test = None if data.test_withheld else predict(model, data, data.test)
         train_loss = loss_sum.item() / seen
         history.append(
             epoch=epoch,
             lr=lr,
             train_loss=train_loss,
             train_accuracy=correct.item() / seen,
-            test_loss=test.losses.mean().item(),
-            test_accuracy=test.accuracy,
+            test_loss=math.nan if test is None else test.losses.mean().item(),
+            test_accuracy=math.nan if test is None else test.accuracy,
             seconds=seconds,
         )
-        epochs.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test.accuracy:.3f}")
+        epochs.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{math.nan if test is None else test.accuracy:.3f}")
     return history
 
 

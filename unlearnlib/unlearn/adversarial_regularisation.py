@@ -40,11 +40,6 @@ class OutputDiscriminator(nn.Module):
         return self.net(features).squeeze(1)
 
 
-def unseen_indices(n_test: int, fraction: float, seed: int) -> torch.Tensor:
-    """The test examples the discriminator may use as unseen data: a seeded ``fraction`` of the test set."""
-    return subsample(torch.arange(n_test), fraction, seed)
-
-
 @register(
     "adversarial",
     family="adversarial",
@@ -62,14 +57,14 @@ def adversarial(
     weight: float = 5.0,
     temperature: float = 2.0,
     epochs: int = 4,
-    unseen_fraction: float = 0.5,
+    unseen_fraction: float = 1.0,
     batch_size: int = 128,
     seed: int = 0,
     progress: bool = True,
 ) -> nn.Module:
     """Adversarially regularised unlearning of a random forget set.
 
-    Each step, on a batch of D_r, one of D_f and one of unseen (test) data:
+    Each step, on a batch of D_r, one of D_f and one of unseen data D_u:
 
     1. the discriminator D (``hidden`` units, Adam at ``discriminator_lr``) takes a
        step on binary cross-entropy, forget outputs labelled 1, unseen ones 0;
@@ -77,13 +72,14 @@ def adversarial(
        KL(original ‖ model) on D_r at ``temperature``  +  ``weight`` · BCE(D(model on D_f), 0),
        i.e. it distils the original on D_r while making D_f look unseen to D.
 
-    The unseen data is a seeded ``unseen_fraction`` of the test set, so the
-    evaluation's attacks see test examples the method has used.
+    D_u is a seeded ``unseen_fraction`` of the validation split (``data.validation``),
+    never the test set, on which the method is judged.
     """
     check_counts(hidden=hidden, epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr, discriminator_lr=discriminator_lr, weight=weight, temperature=temperature)
     check_fraction("unseen_fraction", unseen_fraction)
     check_seed("seed", seed)
+    validation = data.unseen("adversarial regularisation")
     device = data.device
     unlearned = working_copy(model).train()
     teacher = frozen_copy(model)
@@ -106,7 +102,7 @@ def adversarial(
     )
     generator = torch.Generator(device=device).manual_seed(seed)
     forget_batches = cycle(data, data.train.subset(request.forget), batch_size, generator)
-    unseen = data.test.subset(unseen_indices(len(data.test), unseen_fraction, seed))
+    unseen = validation.subset(subsample(torch.arange(len(validation)), unseen_fraction, seed))
     unseen_batches = cycle(data, unseen, batch_size, generator)
     for _ in tqdm(range(epochs), desc="adversarial", unit="epoch", disable=not progress, leave=False):
         for x_r, _ in data.batches(retain, batch_size, shuffle=True, generator=generator):

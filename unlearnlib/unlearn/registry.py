@@ -4,7 +4,10 @@ Every method has one call shape, ``method(model, request, data, **hyperparameter
 ``model`` is the trained network (or a cached :class:`~unlearnlib.checkpoints.TrainedModel`),
 ``request`` the :class:`~unlearnlib.forget.ForgetRequest`, ``data`` the
 :class:`~unlearnlib.imagedata.ImageData` it was trained on.  A method returns a new
-network in eval mode and never changes the one it was given.
+network in eval mode and never changes the one it was given.  It gets the data
+without its test split (:meth:`~unlearnlib.imagedata.ImageData.for_methods`): the
+evaluation alone uses that, and a method that needs unseen examples takes them from
+``data.validation``.
 
 A method started from a cached model unlearns with the batch size that model was
 trained with, unless told otherwise: the training recipe is the one owner of the
@@ -39,7 +42,8 @@ class Method:
     that every hyperparameter it is given exists; fills in the hyperparameters
     not given (:meth:`settings`); runs the function with the run announced to the
     divergence guard (:func:`unlearnlib.guard.running`, so that a loop that
-    diverges names the method and its hyperparameters); and refuses to return a
+    diverges names the method and its hyperparameters) on the data with its test
+    split withheld; and refuses to return a
     network with non-finite weights.  ``unlearn.NAME(...)`` and
     ``unlearn.get("NAME")(...)`` are this one object.
     """
@@ -110,7 +114,7 @@ class Method:
         settings = self.settings(model, hyperparameters)
         progress = {"progress": hyperparameters["progress"]} if "progress" in hyperparameters else {}
         with guard.running(self.name, settings):
-            result = self.function(model, request, data, **settings, **progress)
+            result = self.function(model, request, data.for_methods(), **settings, **progress)
         guard.check_weights(
             network(result),
             guard.describe(self.name, settings),
