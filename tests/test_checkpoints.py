@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnlib import checkpoints, unlearn
+from unlearnlib import checkpoints, imagedata, unlearn
 from unlearnlib.checkpoints import (
     CheckpointMismatch,
     CorruptCheckpoint,
@@ -324,6 +324,12 @@ def test_an_unlearned_model_is_made_once_and_then_loaded(digits, isolated_root):
     assert not other.from_cache and other.path != first.path
     elsewhere = random_forget(len(digits.train), fraction=0.1, seed=1)
     assert get_or_unlearn(unlearn.finetune, original, elsewhere, digits, epochs=1, batch_size=64).path != first.path
+    validation = imagedata.Split(digits.test.images[:20], digits.test.labels[:20])  # a method may learn from it
+    with_validation = dataclasses.replace(digits, validation=validation)
+    assert with_validation.fingerprint == digits.fingerprint, "the trained model is the same"
+    assert (
+        get_or_unlearn(unlearn.finetune, original, request, with_validation, epochs=1, batch_size=64).path != first.path
+    )
     with pytest.raises(TypeError, match="finetune has no hyperparameter epoch"):
         get_or_unlearn(unlearn.finetune, original, request, digits, epoch=1)
 

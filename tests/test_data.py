@@ -81,7 +81,7 @@ def test_a_test_split_that_leaves_test_data_unused_is_unchanged_and_the_validati
     alone = load("digits", n_test=100, n_validation=0, device="cpu")
     both = load("digits", n_test=100, device="cpu")
     assert torch.equal(both.test.images, alone.test.images) and torch.equal(both.test.labels, alone.test.labels)
-    assert len(both.validation) == 20 and not set(rows(both.validation)) & set(rows(both.test))
+    assert len(both.validation) == 72 and not set(rows(both.validation)) & set(rows(both.test))
     asked = load("digits", n_test=100, n_validation=50, device="cpu")
     assert len(asked.validation) == 50 and torch.equal(asked.test.images, alone.test.images)
 
@@ -315,7 +315,7 @@ def test_labels_are_checked_when_a_dataset_is_loaded(monkeypatch):
 def test_a_validation_split_is_checked_as_the_test_split_is():
     digits = load("digits", n_test=100, device="cpu")
     eleventh = imagedata.Split(digits.validation.images, torch.full((len(digits.validation),), 10))
-    with pytest.raises(ValueError, match="^the validation split of digits has 20 labels outside its classes 0..9"):
+    with pytest.raises(ValueError, match="^the validation split of digits has 72 labels outside its classes 0..9"):
         dataclasses.replace(digits, validation=eleventh)
     wide = imagedata.Split(digits.validation.images.repeat(1, 1, 1, 2), digits.validation.labels)
     with pytest.raises(ValueError, match=r"^training images are \(1, 8, 8\) but validation images \(1, 8, 16\)"):

@@ -323,7 +323,7 @@ def _subset_ids(labels: np.ndarray, n: int | None, seed: int) -> torch.Tensor:
 
 
 VALIDATION_SHARE = 0.2
-"""The validation split's default size, as a share of the test split."""
+"""The validation split's default size, as a share of all the test data."""
 
 
 def _held_out_ids(labels: np.ndarray, n_test: int | None, n_validation: int | None, seed: int):
@@ -336,7 +336,7 @@ def _held_out_ids(labels: np.ndarray, n_test: int | None, n_validation: int | No
     """
     test_ids = _subset_ids(labels, n_test, seed + 1)
     if n_validation is None:
-        n_validation = round(VALIDATION_SHARE * len(test_ids))
+        n_validation = round(VALIDATION_SHARE * len(labels))
     if n_validation == 0:
         return test_ids, None
     spare = complement(test_ids, len(labels))
@@ -364,8 +364,8 @@ def load(
     """Load dataset ``name`` onto ``device``, downloading it into ``data/`` if needed.
 
     ``n_train`` and ``n_test`` keep a random subset (fixed by ``seed``) of each
-    split, stratified by class.  ``n_validation`` test examples (by default a fifth as
-    many as the test split has), stratified and disjoint from it, become the
+    split, stratified by class.  ``n_validation`` test examples (by default a fifth of
+    all the test data), stratified and disjoint from the test split, become the
     validation split: the unseen examples unlearning methods may use, since the test
     split is the evaluation's alone.  They come from test data the test split leaves
     unused, or else out of the test split (``0``: no validation split).  Offline, a dataset that is not on disk raises

@@ -184,11 +184,13 @@ class ImageData:
         Computed once; a derived dataset (poisoned, relabelled, a two-class task) is a new
         :class:`ImageData`, never an in-place change, so the hash stays true.
         """
-        digest = hashlib.sha256()
-        for tensor in (self.train.images, self.train.labels, self.train_ids):
-            digest.update(str(tuple(tensor.shape)).encode())
-            digest.update(tensor.cpu().contiguous().numpy().tobytes())
-        return digest.hexdigest()
+        return _digest(self.train.images, self.train.labels, self.train_ids)
+
+    @functools.cached_property
+    def validation_fingerprint(self) -> str | None:
+        """A hash of the validation split (``None`` without one): part of an unlearned model's cache key,
+        since a method may learn from it, while a trained model's key needs only :attr:`fingerprint`."""
+        return None if self.validation is None else _digest(self.validation.images, self.validation.labels)
 
     def batches(self, split: Split, batch_size: int, **options):
         """Normalised batches ``(x, y)`` of ``split``; options as :func:`unlearnlib.batching.batches`."""
@@ -201,6 +203,15 @@ class ImageData:
             f"{self.info.name}: {len(self.train)} training, {len(self.test)} test{validation} images, "
             f"{c}x{s}x{s}, {self.info.num_classes} classes, on {self.device} (from {self.source})"
         )
+
+
+def _digest(*tensors: torch.Tensor) -> str:
+    """A SHA-256 of the tensors' shapes and contents."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def check_labels(labels: torch.Tensor, num_classes: int, what: str = "labels") -> None:

@@ -48,8 +48,11 @@ class UnlearnedModel:
     from_cache: bool
 
 
-def unlearned_path(method: Method, settings: dict, original: TrainedModel, request: ForgetRequest) -> Path:
-    """Where the cache keeps ``method``'s result with ``settings`` (every hyperparameter) on ``original``."""
+def unlearned_path(
+    method: Method, settings: dict, original: TrainedModel, request: ForgetRequest, data: ImageData
+) -> Path:
+    """Where the cache keeps ``method``'s result with ``settings`` (every hyperparameter) on ``original``, with
+    the validation split of ``data`` (the training data is the original's)."""
     text = json.dumps(
         {
             "method": method.name,
@@ -58,6 +61,7 @@ def unlearned_path(method: Method, settings: dict, original: TrainedModel, reque
             "original": original.path.name,
             "kind": request.kind,
             "class": request.target_class,
+            "validation": data.validation_fingerprint,
         },
         sort_keys=True,
         default=repr,
@@ -73,7 +77,8 @@ def get_or_unlearn(
 
     The key covers the method's name and code, every hyperparameter (defaults
     filled in, so that a default given explicitly finds the same entry), the
-    original's checkpoint and the forget set.  The run time of the first run is
+    original's checkpoint, the forget set and the validation split (which a method may
+    learn from).  The run time of the first run is
     stored with the model, as a trained model's training time is.  The method
     runs through its door (:meth:`~unlearnlib.unlearn.registry.Method.run`), with
     the batch size of ``original``'s recipe unless ``hyperparameters`` say otherwise.
@@ -81,7 +86,7 @@ def get_or_unlearn(
     if not isinstance(original, TrainedModel):
         raise TypeError(f"original must be a cached TrainedModel, got {type(original).__name__}")
     settings = method.settings(original, hyperparameters)
-    path = unlearned_path(method, settings, original, request)
+    path = unlearned_path(method, settings, original, request, data)
 
     def load() -> UnlearnedModel:
         payload = read_payload(path, UNLEARNED_KEYS, _UNLEARNED_TYPES)
