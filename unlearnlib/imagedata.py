@@ -11,7 +11,7 @@ Batching and augmentation happen on that device too (see :mod:`unlearnlib.batchi
 Positions: :func:`check_indices` (valid, sorted, distinct), :func:`complement`,
 :func:`class_positions` (a class's positions in seeded order) and :func:`spread`
 (a count shared out in proportion).  Derived data, a new object that leaves its
-source alone: :func:`mislabel` (a split with a fraction relabelled).
+source alone: :func:`mislabel` (a split with a fraction relabelled), :func:`wrong_labels`.
 """
 
 from __future__ import annotations
@@ -274,11 +274,16 @@ def mislabel(split: Split, fraction: float, num_classes: int, seed: int = 0) -> 
     generator = torch.Generator().manual_seed(seed)
     count = max(1, round(fraction * len(split)))
     chosen = torch.randperm(len(split), generator=generator)[:count].sort().values
-    shift = torch.randint(1, num_classes, (count,), generator=generator)
     labels = split.labels.clone()
     on_device = chosen.to(labels.device)
-    labels[on_device] = (labels[on_device] + shift.to(labels.device)) % num_classes
+    labels[on_device] = wrong_labels(labels[on_device], num_classes, generator)
     return Split(split.images, labels), chosen
+
+
+def wrong_labels(labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
+    """For each of ``labels``, a label drawn uniformly from the other ``num_classes - 1`` classes (seeded)."""
+    shift = torch.randint(1, num_classes, (len(labels),), generator=generator)
+    return (labels + shift.to(labels.device)) % num_classes
 
 
 def class_positions(labels: torch.Tensor, cls: int, generator: torch.Generator) -> torch.Tensor:

@@ -11,7 +11,11 @@ from .class_forgetting import bad_teaching, pbu, unsir
 from .exact import eu_k, retrain
 from .fine_tuning import cf_k, finetune, finetune_l2
 from .influence_removal import influence
+from .negative_gradient import gradient_ascent, neggrad_plus
+from .random_labels import random_labels, salun
 from .registry import METHODS, Method, get, methods, register
+from .scrub import scrub
+from .sparsity import l1_sparse
 
 __all__ = [
     "METHODS",
@@ -23,10 +27,16 @@ __all__ = [
     "finetune",
     "finetune_l2",
     "get",
+    "gradient_ascent",
     "influence",
+    "l1_sparse",
     "methods",
+    "neggrad_plus",
     "pbu",
+    "random_labels",
     "register",
     "retrain",
+    "salun",
+    "scrub",
     "unsir",
 ]

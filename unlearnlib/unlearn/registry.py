@@ -29,8 +29,9 @@ from ..forget import REQUEST_KINDS, ForgetRequest
 from ..imagedata import ImageData
 from . import networks, training
 
-FAMILIES = ("exact", "influence", "fine-tuning", "adversarial", "class")
-"""The families of methods (one notebook each): the gold standard first, then in teaching order."""
+FAMILIES = ("exact", "influence", "fine-tuning", "adversarial", "class", "state-of-the-art")
+"""The families of methods (one notebook each): the gold standard first, then in teaching order, then the
+methods the field compares with today."""
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,10 @@ def fine_tune(
     epochs: int,
     lr: float,
     batch_size: int,
+    labels: torch.Tensor | None = None,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
     trainable: list[nn.Module] | None = None,
+    mask: dict[str, torch.Tensor] | None = None,
     penalty: Callable[[nn.Module], torch.Tensor] | None = None,
     schedule: str = "cosine",
     momentum: float = 0.9,
@@ -65,15 +68,27 @@ def fine_tune(
     desc: str = "fine-tuning",
     progress: bool = True,
 ) -> nn.Module:
-    """Train ``model`` in place with cross-entropy (plus ``penalty(model)``) on the training examples at ``indices``.
+    """Train ``model`` in place on ``loss(logits, labels)`` (plus ``penalty(model)``) over the training examples
+    at ``indices``.
 
-    SGD over ``epochs`` passes; only ``trainable`` blocks when given.  Returns ``model`` in eval mode.
+    ``labels`` replaces the examples' own labels (one per index); ``loss`` defaults to
+    cross-entropy.  SGD over ``epochs`` passes; only ``trainable`` blocks when given;
+    with ``mask`` (parameter name to a 0/1 tensor of its shape), every gradient is
+    multiplied by its mask, so that with no weight decay a masked-out weight never
+    moves.  Returns ``model`` in eval mode.
     """
     check_counts(epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr)
     seed = validate.seed("seed", seed)
     split = data.train.subset(indices)
+    if labels is not None:
+        split = Split(split.images, torch.as_tensor(labels, device=split.device))
     parameters = train_only(model, trainable)
+    hooks = [
+        parameter.register_hook(lambda gradient, keep=mask[name]: gradient * keep)
+        for name, parameter in model.named_parameters()
+        if mask is not None and name in mask
+    ]
     stepper = Stepper(
         parameters,
         data.device,
@@ -88,10 +103,12 @@ def fine_tune(
     for _ in tqdm(range(epochs), desc=desc, unit="epoch", disable=not progress, leave=False):
         for x, y in data.batches(split, batch_size, shuffle=True, generator=generator):
             with stepper.autocast():
-                loss = F.cross_entropy(model(x), y)
+                value = loss(model(x), y)
                 if penalty is not None:
-                    loss = loss + penalty(model)
-            stepper.step(loss)
+                    value = value + penalty(model)
+            stepper.step(value)
+    for hook in hooks:
+        hook.remove()
     return model.eval()
 
 
