@@ -190,3 +190,10 @@ def test_a_sweep_checks_its_grid_before_running():
         trial.sweep("finetune", {"epoch": [1, 2]})
     with pytest.raises(TypeError, match=r"grid\['lr'\] must be a list of values, got 0.1"):
         trial.sweep("finetune", {"lr": 0.1})
+
+
+def test_the_table_writes_each_measure_with_a_spread_as_mean_plus_or_minus_std():
+    row = {column: 0.5 for column in leaderboard.COLUMNS} | {"request": "r", "method": "m", "test_accuracy_std": 0.0123}
+    shown = leaderboard.table(pd.DataFrame([row]), digits=2)
+    assert shown.loc[0, "TA"] == "0.50 ± 0.01", "a measure with its spread"
+    assert shown.loc[0, "RA"] == 0.5, "a measure without one stays a number"

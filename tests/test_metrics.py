@@ -407,3 +407,21 @@ def test_each_refusal_names_its_argument(digits, request_, call, message):
     """Each message in full, as the user reads it."""
     with pytest.raises((ValueError, TypeError), match=f"^{re.escape(message)}"):
         call(digits, request_)
+
+
+def test_the_row_carries_each_per_model_measures_spread_over_the_models(digits, request_):
+    guessers = [Guesser(digits, seed) for seed in range(3)]
+    row = metrics.evaluate(guessers, guessers, guessers[0], digits, request_)
+    for column, split in (("retain_accuracy", digits.train.subset(request_.retain)), ("test_accuracy", digits.test)):
+        each = [mean_accuracy([model], digits, split) for model in guessers]
+        assert row[f"{column}_std"] == pytest.approx(np.std(each, ddof=1)), column  # the sample std, by numpy
+        assert row[f"{column}_std"] > 0
+    assert {f"{column}_std" for column in metrics.SPREAD} <= set(row.index)
+    alone = metrics.evaluate(guessers[0], guessers, guessers[0], digits, request_)
+    assert all(math.isnan(alone[f"{column}_std"]) for column in metrics.SPREAD), "one model has no spread"
+
+
+def test_a_measure_with_its_spread_reads_mean_plus_or_minus_std():
+    assert metrics.with_spread(0.80312, 0.0041) == "0.803 ± 0.004"
+    assert metrics.with_spread(0.5, math.nan, 2) == "0.50"
+    assert metrics.with_spread(math.nan, 0.1) == "–"

@@ -42,3 +42,13 @@ def test_a_sweep_with_rows_draws_a_reference_frame_per_row():
     top, bottom = fig.axes
     assert top.get_title() == "lr = 0.1" and list(top.get_lines()[-1].get_ydata()) == [0.9, 0.9]
     assert list(bottom.get_lines()[-1].get_ydata()) == [0.8, 0.8]
+
+
+def test_a_measure_with_a_spread_over_the_models_gets_error_bars_of_one_std():
+    frame = SWEEP.assign(ua_std=[0.01, 0.02, 0.03, 0.0, 0.01, 0.05])
+    fig = plots.sweep_lines(frame, "k", {"ua": "UA"}, hue="lr")
+    (ax,) = fig.axes
+    bars = [collection.get_segments() for collection in ax.collections]
+    assert len(bars) == 2, "one set of bars per line"
+    ends = [end for segment in bars[1] for end in (segment[0][1], segment[1][1])]
+    assert ends == pytest.approx([0.0, 0.0, 0.09, 0.11, 0.15, 0.25]), "lr = 0.01: ua ± ua_std"

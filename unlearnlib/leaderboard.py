@@ -104,9 +104,20 @@ def run(
     return pd.DataFrame(rows).reset_index(drop=True)
 
 
-def table(rows: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard's columns of :func:`run`'s rows, with short labels."""
-    return rows[list(COLUMNS)].rename(columns=metrics.LABELS)
+def table(rows: pd.DataFrame, digits: int | None = None) -> pd.DataFrame:
+    """The leaderboard's columns of :func:`run`'s rows, with short labels.
+
+    With ``digits``, a measure that has a spread over the N models (``<column>_std``) is written
+    "mean ± std", both rounded to ``digits`` decimals.
+    """
+    shown = rows[list(COLUMNS)].copy()
+    if digits is not None:
+        for column in COLUMNS:
+            if f"{column}_std" in rows:
+                shown[column] = [
+                    metrics.with_spread(mean, std, digits) for mean, std in zip(rows[column], rows[f"{column}_std"])
+                ]
+    return shown.rename(columns=metrics.LABELS)
 
 
 def markdown(frame: pd.DataFrame, digits: int = 3) -> str:
@@ -128,7 +139,7 @@ def save(rows: pd.DataFrame, out: Path, header: str = "") -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / "leaderboard.csv", out / "leaderboard.md"
     rows.to_csv(csv_path, index=False)
-    md_path.write_text((header + "\n\n" if header else "") + markdown(table(rows)))
+    md_path.write_text((header + "\n\n" if header else "") + markdown(table(rows, digits=3)))
     return csv_path, md_path
 
 

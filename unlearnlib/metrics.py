@@ -135,6 +135,23 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
 
 
+def _std(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Each measure's sample standard deviation over the models (NaN for one model)."""
+    return {key: float(np.std([row[key] for row in rows], ddof=1)) if len(rows) > 1 else math.nan for key in rows[0]}
+
+
+SPREAD = {
+    "forget_accuracy": "forget_accuracy",
+    "unlearn_accuracy": "unlearn_accuracy",
+    "retain_accuracy": "retain_accuracy",
+    "test_accuracy": "test_accuracy",
+    "mia_unlearned": "mia",
+    "mia_efficacy_unlearned": "mia_efficacy",
+}
+"""The row's per-model measures of the unlearned models (row column: per-model name) that get a ``_std``
+column, their spread over the N models (seeds)."""
+
+
 def _as_list(models: Model | Sequence[Model], what: str) -> list[Model]:
     items = list(models) if isinstance(models, Sequence) else [models]
     if not items:
@@ -283,7 +300,9 @@ def evaluate(
     ``lira_auc`` and ``lira_tpr_at_1%``/``_0.1%``, ``gap_to_retrained`` (mean
     absolute difference to the retrained models over UA, RA, TA and simple MIA),
     ``average_gap`` (the same over UA, RA, TA and MIA-efficacy, as SalUn
-    reports it), ``forgetting_quality``, ``unlearning_score``,
+    reports it), ``forgetting_quality``, ``unlearning_score``, and for the
+    unlearned models' per-model measures (:data:`SPREAD`) their standard
+    deviation over the models, ``<column>_std`` (NaN for one model),
     ``n_models``, ``seconds``, ``retrain_seconds``, ``time_ratio``.
     """
     folds = validate.integer("folds", folds, minimum=2)
@@ -299,7 +318,11 @@ def evaluate(
     r_out = [_outputs(m, data, request) for m in retrained_list]
     o_out = [_outputs(m, data, request) for m in original_list]
 
-    u, r, o = (_mean([_per_model(out, request, folds, seed) for out in outs]) for outs in (u_out, r_out, o_out))
+    per_model = {
+        which: [_per_model(out, request, folds, seed) for out in outs]
+        for which, outs in (("u", u_out), ("r", r_out), ("o", o_out))
+    }
+    u, r, o = (_mean(per_model[which]) for which in "uro")
 
     row: dict[str, object] = dict(hyperparameters or {})
     row.update({key: u[key] for key in ("forget_accuracy", "unlearn_accuracy", "retain_accuracy", "test_accuracy")})
@@ -311,6 +334,8 @@ def evaluate(
     row["mia_efficacy_unlearned"] = u["mia_efficacy"]
     row["mia_efficacy_retrained"] = r["mia_efficacy"]
     row["mia_efficacy_original"] = o["mia_efficacy"]
+    spread = _std(per_model["u"])
+    row.update({f"{column}_std": spread[measure] for column, measure in SPREAD.items()})
 
     if len(r_out) >= 2:
         rocs = [lira_of(target, r_out, request) for target in u_out]
@@ -341,6 +366,14 @@ def evaluate(
     row["retrain_seconds"] = math.nan if retrain_seconds is None else float(retrain_seconds)
     row["time_ratio"] = row["seconds"] / row["retrain_seconds"] if row["retrain_seconds"] else math.nan
     return pd.Series(row, name=name)
+
+
+def with_spread(mean: float, std: float, digits: int = 3) -> str:
+    """``mean`` ± ``std`` as text, both to ``digits`` decimals: "0.803 ± 0.004"; "–" for a NaN mean, the mean
+    alone for a NaN spread."""
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def short_table(rows: Sequence[pd.Series] | pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:

@@ -214,7 +214,8 @@ def sweep_lines(
     or the retrained model's ``evaluate`` row) as a horizontal line, a frame with ``x``, the columns and,
     with ``row``, the row column as a line, such as the clean model that a repair should reach.
     ``colors`` fixes each ``hue`` value's colour, so that a method keeps its colour from figure to figure.
-    Panels whose values are all shares (in [0, 1]) share the axis 0..1.
+    Panels whose values are all shares (in [0, 1]) share the axis 0..1.  A column with a spread over the
+    models (``<column>_std``, as :func:`~unlearnlib.metrics.evaluate` gives) gets error bars of ± one std.
     """
     if hue is None:
         frame = frame.assign(_line=label or "")
@@ -229,6 +230,9 @@ def sweep_lines(
             for name, group in part.groupby(hue, sort=False):
                 group = group.sort_values(x)
                 ax.plot(group[x], group[column], "o-", color=styles[name], label=str(name))
+                if f"{column}_std" in group:
+                    spread = group[f"{column}_std"]
+                    ax.errorbar(group[x], group[column], yerr=spread, fmt="none", capsize=3, ecolor=styles[name])
             drawn = [part[column]]
             for (name, reference), (color, style) in zip((references or {}).items(), REFERENCE_STYLES):
                 if isinstance(reference, pd.Series):

@@ -7,6 +7,7 @@ methods (for sweeps and the leaderboard); :func:`get` looks one up and
 """
 
 from .adversarial_regularisation import adversarial
+from .boundary import boundary_expand, boundary_shrink
 from .class_forgetting import bad_teaching, pbu, unsir
 from .exact import eu_k, retrain
 from .fine_tuning import cf_k, finetune, finetune_l2
@@ -16,12 +17,15 @@ from .random_labels import random_labels, salun
 from .registry import METHODS, Method, get, methods, register
 from .scrub import scrub
 from .sparsity import l1_sparse
+from .synaptic_dampening import ssd
 
 __all__ = [
     "METHODS",
     "Method",
     "adversarial",
     "bad_teaching",
+    "boundary_expand",
+    "boundary_shrink",
     "cf_k",
     "eu_k",
     "finetune",
@@ -38,5 +42,6 @@ __all__ = [
     "retrain",
     "salun",
     "scrub",
+    "ssd",
     "unsir",
 ]

@@ -61,6 +61,7 @@ def fine_tune(
     trainable: list[nn.Module] | None = None,
     mask: dict[str, torch.Tensor] | None = None,
     penalty: Callable[[nn.Module], torch.Tensor] | None = None,
+    batch_statistics: bool = True,
     schedule: str = "cosine",
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
@@ -75,7 +76,9 @@ def fine_tune(
     cross-entropy.  SGD over ``epochs`` passes; only ``trainable`` blocks when given;
     with ``mask`` (parameter name to a 0/1 tensor of its shape), every gradient is
     multiplied by its mask, so that with no weight decay a masked-out weight never
-    moves.  Returns ``model`` in eval mode.
+    moves.  With ``batch_statistics`` false the network trains in eval mode: batch norm
+    keeps its trained statistics (batches of one class would corrupt them).  Returns
+    ``model`` in eval mode.
     """
     check_counts(epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr)
@@ -84,6 +87,8 @@ def fine_tune(
     if labels is not None:
         split = Split(split.images, torch.as_tensor(labels, device=split.device))
     parameters = train_only(model, trainable)
+    if not batch_statistics:
+        model.eval()
     hooks = [
         parameter.register_hook(lambda gradient, keep=mask[name]: gradient * keep)
         for name, parameter in model.named_parameters()
