@@ -21,6 +21,7 @@ from unlearnlib.train import TrainConfig, fit, new_model, predict
 from unlearnlib.unlearn import influence_removal
 from unlearnlib.unlearn.boundary import nearest_other_labels
 from unlearnlib.unlearn.cache import get_or_unlearn
+from unlearnlib.unlearn.fisher_forgetting import noise_variance
 from unlearnlib.unlearn.negative_gradient import negative_gradient_plus_loss
 from unlearnlib.unlearn.random_labels import relabelled, saliency_mask
 from unlearnlib.unlearn.sparsity import decaying, l1_norm
@@ -105,14 +106,17 @@ CLOSES = {
     "salun": 0.3,
     "l1_sparse": 0.3,
     "scrub": 0.1,
+    "fisher": 0.06,
 }
-"""The least share of the forget-accuracy gap (original minus retrained) each method closes at its defaults here.
+"""The least share of the forget-accuracy gap (original minus retrained) each method closes here, at its defaults
+but for :data:`ON_DIGITS`.
 
 About half of what each closed when measured (one thread): EU-k 0.96, influence 0.39, fine-tune 0.98,
 CF-k 0.22, fine-tune with the L2 pull 0.80, adversarial 0.17, Bad Teaching 0.46; and (torch 2.15) GA 0.11,
-NegGrad+ 0.33, RL 0.57, SalUn 0.57, ℓ1-sparse 0.63, SCRUB 0.22, at defaults chosen on Fashion-MNIST, where larger
-steps wreck the model (GA at a rate of 0.01 left 3% test accuracy there). On this task the gap is
-0.68 (0.91 to 0.24) over 80 forget images, so the smallest bound, 0.05, still asks for 3 or more of them to move.
+NegGrad+ 0.33, RL 0.57, SalUn 0.57, ℓ1-sparse 0.63, SCRUB 0.22, Fisher forgetting 0.13 (at α = 3e-7), with
+defaults chosen on Fashion-MNIST, where larger steps wreck the model (GA at a rate of 0.01 left 3% test accuracy).
+On this task the gap is 0.68 (0.91 to 0.24) over 80 forget images, so the smallest bound, 0.05, still asks for 3 or
+more of them to move.
 """
 
 
@@ -123,13 +127,14 @@ def test_every_random_method_has_a_measured_bound():
 @pytest.mark.parametrize("name", sorted(CLOSES))
 def test_on_a_random_forget_set_a_method_closes_its_share_of_the_gap_to_retraining(name, noisy):
     data, request, original, retrained = noisy
-    result = unlearn.get(name)(original, request, data, **FAST)
+    result = unlearn.get(name)(original, request, data, **FAST, **ON_DIGITS.get(name, {}))
     fa_original, fa_retrained = accuracy(original, data, request.forget), accuracy(retrained, data, request.forget)
     fa = accuracy(result, data, request.forget)
     assert fa_original - fa_retrained > 0.5, "the task must leave something to forget"
     closed = (fa_original - fa) / (fa_original - fa_retrained)
     assert CLOSES[name] < closed < 1.3, f"{name} closed {closed:.2f} of the forget-accuracy gap"
-    assert accuracy(result, data, request.retain) > accuracy(original, data, request.retain) - 0.02
+    cost = 0.05 if name == "fisher" else 0.02  # noise falls on the weights D_r needs too: measured 0.022
+    assert accuracy(result, data, request.retain) > accuracy(original, data, request.retain) - cost
 
 
 NEAR_ZERO = {
@@ -149,9 +154,10 @@ scored 0.935 rather than 0.903 on the class's tests).  The original scores 1.0 a
 nothing fails by far."""
 
 
-ON_DIGITS = {"boundary_shrink": {"lr": 1e-3}, "boundary_expand": {"lr": 3e-3}}
-"""Settings other than the defaults for the digits tasks: the boundary methods' rates were chosen on Fashion-MNIST,
-whose gradients on a class are larger; at their defaults they hardly move the digits' class 3."""
+ON_DIGITS = {"boundary_shrink": {"lr": 1e-3}, "boundary_expand": {"lr": 3e-3}, "fisher": {"alpha": 3e-7}}
+"""Settings other than the defaults for the digits tasks: the boundary methods' rates and Fisher forgetting's α were
+chosen on Fashion-MNIST, whose gradients are larger; at their defaults they hardly move the digits' class 3 or D_f
+(Fisher forgetting at α = 1e-7 closes 0.02 of the gap here)."""
 
 
 @pytest.mark.parametrize("name", sorted(NEAR_ZERO))
@@ -583,3 +589,16 @@ def test_boundary_methods_learn_from_the_class_alone_and_keep_the_output_space(n
     assert result.fc.out_features == data.info.num_classes, "the shadow class is pruned"
     again = unlearn.get(name)(original, request, with_labels(data, request.retain, 3), **FAST, **ON_DIGITS[name])
     assert parameters_equal(result, again), "the retain set plays no part"
+
+
+def test_fisher_forgetting_noises_each_weight_by_the_inverse_of_its_retain_fisher(noisy):
+    variance = noise_variance(torch.tensor([1e-3, 1.0, 0.0]), alpha=1e-6, cap=1e-4)
+    assert variance.tolist() == pytest.approx([1e-4, 1e-6, 1e-4]), "α / F_r, at most the cap (also where F_r is 0)"
+    data, request, original, _ = noisy
+    result = unlearn.fisher(original, request, data, alpha=1e-6, seed=4, **FAST)
+    information = diagonal_fisher(copy.deepcopy(original), data, data.train.subset(request.retain), 32)
+    generator = torch.Generator().manual_seed(4)
+    for (name, before), after in zip(original.named_parameters(), result.parameters()):
+        drawn = torch.randn(before.shape, generator=generator)
+        expected = before + noise_variance(information[name], 1e-6, 1e-3).sqrt() * drawn
+        assert torch.allclose(after, expected, atol=1e-6), name

@@ -11,6 +11,7 @@ from .boundary import boundary_expand, boundary_shrink
 from .class_forgetting import bad_teaching, pbu, unsir
 from .exact import eu_k, retrain
 from .fine_tuning import cf_k, finetune, finetune_l2
+from .fisher_forgetting import fisher
 from .influence_removal import influence
 from .negative_gradient import gradient_ascent, neggrad_plus
 from .random_labels import random_labels, salun
@@ -30,6 +31,7 @@ __all__ = [
     "eu_k",
     "finetune",
     "finetune_l2",
+    "fisher",
     "get",
     "gradient_ascent",
     "influence",
