@@ -128,6 +128,8 @@ def test_markdown_rounds_numbers_and_marks_missing_ones():
         (["--methods", " , "], "argument --methods: give at least one method"),
         (["--profile", "laptop"], r"argument --profile: invalid choice: 'laptop' \(choose from .*cpu.*gpu.*smoke"),
         (["--dataset", "svhn"], "argument --dataset: invalid choice: 'svhn'"),
+        (["--repeats", "0"], "argument --repeats: must be at least 1, got 0"),
+        (["--repeats", "three"], "argument --repeats: must be a whole number, got .three."),
         (
             ["--profile", "smoke", "--dataset", "digits", "--methods", "finetune, eu_k", "--out", "FILE"],
             "--out .* is a file",
@@ -197,3 +199,28 @@ def test_the_table_writes_each_measure_with_a_spread_as_mean_plus_or_minus_std()
     shown = leaderboard.table(pd.DataFrame([row]), digits=2)
     assert shown.loc[0, "TA"] == "0.50 ± 0.01", "a measure with its spread"
     assert shown.loc[0, "RA"] == 0.5, "a measure without one stays a number"
+
+
+def test_repeated_requests_give_the_mean_and_the_spread_over_requests(tiny, isolated_root):
+    setup, digits = tiny
+    rows = leaderboard.run(setup, digits, ["finetune"], repeats=3, hyperparameters={"finetune": {"epochs": 1}})
+    assert list(zip(rows["request"], rows["method"])) == [
+        ("random 20% (3 seeds)", "original"),
+        ("random 20% (3 seeds)", "finetune"),
+        ("class (3 classes)", "original"),
+        ("class (3 classes)", "finetune"),
+    ]
+    assert (rows["requests"] == 3).all()
+    each = [
+        Trial(setup.recipe, digits, random_forget(len(digits.train), fraction=0.2, seed=k), progress=False).run(
+            "finetune", progress=False, epochs=1
+        )
+        for k in range(3)
+    ]
+    quality = [row["forgetting_quality"] for row in each]
+    finetuned = rows.iloc[1]
+    assert finetuned["forgetting_quality"] == pytest.approx(sum(quality) / 3)
+    assert finetuned["forgetting_quality_std"] == pytest.approx(pd.Series(quality).std(ddof=1))
+    assert "±" in leaderboard.table(rows, digits=3).loc[1, "F"]
+    with pytest.raises(ValueError, match="^repeats draws the standard requests anew"):
+        leaderboard.run(setup, digits, ["finetune"], requests={"r": random_forget(300, count=3)}, repeats=2)

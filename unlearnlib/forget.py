@@ -173,10 +173,15 @@ class StandardRequests:
         return {"random 20%": self.random, f"class {self.class_name}": self.whole_class}
 
 
-def standard_requests(data: ImageData) -> StandardRequests:
-    """The course's standard requests on ``data``: a random 20% of its training split and the whole of class 0."""
+def standard_requests(data: ImageData, index: int = 0) -> StandardRequests:
+    """The course's standard requests on ``data``: a random 20% of its training split and the whole of class 0.
+
+    ``index`` k gives the k-th of their kind, for a spread over requests: the random 20% drawn with seed k,
+    and class k.
+    """
+    index = validate.integer("index", index, minimum=0, maximum=data.info.num_classes - 1)
     return StandardRequests(
-        random=random_forget(len(data.train), fraction=0.2, seed=0),
-        whole_class=class_forget(data.train.labels, 0, data.info),
-        class_name=data.info.classes[0],
+        random=random_forget(len(data.train), fraction=0.2, seed=index),
+        whole_class=class_forget(data.train.labels, index, data.info),
+        class_name=data.info.classes[index],
     )

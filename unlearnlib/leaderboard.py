@@ -1,6 +1,6 @@
 """Every registered unlearning method on the same requests, judged by the same measures, in one table.
 
-    python -m unlearnlib.leaderboard [--profile cpu] [--methods finetune,eu_k] [--out build]
+    python -m unlearnlib.leaderboard [--profile cpu] [--methods finetune,eu_k] [--repeats 3] [--out build]
 
 For each request (a random 20% of the training set, and the whole of class 0,
 the requests of notebook 03) the table starts with the original models' own
@@ -8,8 +8,11 @@ row: doing nothing.  Then, for each method that applies to the request, a
 :class:`~unlearnlib.trial.Trial` runs the method on the N original models
 (seeds 0..N-1) and judges it with :func:`unlearnlib.metrics.evaluate` against
 N models retrained without the forget set at other seeds (N..2N-1), so that
-even retraining is compared with independent retrained models.  The table goes
-to ``build/leaderboard.csv`` and ``build/leaderboard.md``.
+even retraining is compared with independent retrained models.  A measure of
+single models reads mean ± std over the N models; with ``--repeats K`` each kind
+of request is drawn K times and every measure, forgetting quality included, reads
+mean ± std over the K requests.  The table goes to ``build/leaderboard.csv`` and
+``build/leaderboard.md``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import cli, config, metrics, profiles, session
+from . import cli, config, metrics, profiles, session, validate
 from .datasets import DATASETS, DatasetUnavailable
 from .forget import ForgetRequest, standard_requests
 from .imagedata import ImageData
@@ -53,12 +56,18 @@ def run(
     method_names: list[str] | None = None,
     *,
     requests: dict[str, ForgetRequest] | None = None,
+    repeats: int = 1,
     hyperparameters: dict[str, dict] | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Run each method (all registered, by default) on each request and return every :func:`evaluate` row.
 
     Each request's rows start with the original models' own ("original": doing nothing).
+    With ``repeats`` K > 1 (the standard requests only), each kind of request is drawn K
+    times (:func:`~unlearnlib.forget.standard_requests` with index 0..K-1: random 20%
+    with seeds 0..K-1, classes 0..K-1), and a row holds the mean over the K requests,
+    with each leaderboard measure's standard deviation over them (``<column>_std``,
+    in place of the spread over models that one request gives) and ``requests`` = K.
 
     Each method gets its default hyperparameters, the profile's batch size, and
     any overrides in ``hyperparameters[name]``; it is judged by a
@@ -71,10 +80,14 @@ def run(
     chosen: list[Method] = methods() if method_names is None else [get(name) for name in method_names]
     if not chosen:
         raise ValueError(f"no method to run; choose from {', '.join(m.name for m in methods())}")
-    requests = standard_requests(data).labelled() if requests is None else requests
-    if not isinstance(requests, dict) or not requests:
+    repeats = validate.integer("repeats", repeats, minimum=1)
+    if requests is not None and repeats > 1:
+        raise ValueError("repeats draws the standard requests anew: give requests or repeats, not both")
+    groups = _standard_groups(data, repeats) if requests is None else None
+    if groups is None and (not isinstance(requests, dict) or not requests):
         raise TypeError("requests must be a non-empty dict of label -> ForgetRequest")
-    for label, request in requests.items():
+    groups = groups or {label: [request] for label, request in requests.items()}
+    for label, request in ((label, r) for label, group in groups.items() for r in group):
         if not isinstance(request, ForgetRequest):
             raise TypeError(f"request {label!r} must be a ForgetRequest, got {type(request).__name__}")
         if request.n_train != len(data.train):
@@ -95,13 +108,38 @@ def run(
             raise TypeError(f"hyperparameters[{name!r}] must be a dict of name -> value, got {overrides!r:.60}")
         get(name).check_hyperparameters(overrides)
     rows = []
-    for label, request in requests.items():
-        trial = Trial(setup.recipe, data, request, n_models=setup.profile.n_models, progress=progress)
-        rows.append(pd.concat([pd.Series({"request": label, "method": "original"}), trial.do_nothing()]))
-        for method in tqdm([m for m in chosen if m.applies_to(request)], desc=label, disable=not progress):
-            row = trial.run(method, progress=False, **hyperparameters.get(method.name, {}))
-            rows.append(pd.concat([pd.Series({"request": label, "method": method.name}), row]))
+    for label, group in groups.items():
+        trials = [Trial(setup.recipe, data, r, n_models=setup.profile.n_models, progress=progress) for r in group]
+        rows.append(_over_requests(label, "original", [trial.do_nothing() for trial in trials]))
+        for method in tqdm([m for m in chosen if m.applies_to(group[0])], desc=label, disable=not progress):
+            overrides = hyperparameters.get(method.name, {})
+            runs = [trial.run(method, progress=False, **overrides) for trial in trials]
+            rows.append(_over_requests(label, method.name, runs))
     return pd.DataFrame(rows).reset_index(drop=True)
+
+
+def _standard_groups(data: ImageData, repeats: int) -> dict[str, list[ForgetRequest]]:
+    """The standard requests, each kind drawn ``repeats`` times, under the labels of the table's rows."""
+    if repeats == 1:
+        return {label: [request] for label, request in standard_requests(data).labelled().items()}
+    drawn = [standard_requests(data, k) for k in range(repeats)]
+    return {
+        f"random 20% ({repeats} seeds)": [d.random for d in drawn],
+        f"class ({repeats} classes)": [d.whole_class for d in drawn],
+    }
+
+
+def _over_requests(label: str, method: str, runs: list[pd.Series]) -> pd.Series:
+    """One row of the table from a method's runs on each request of a group: the run itself for one request;
+    for several, every numeric column's mean and each leaderboard measure's std over the requests."""
+    lead = pd.Series({"request": label, "method": method})
+    if len(runs) == 1:
+        return pd.concat([lead, runs[0]])
+    frame = pd.DataFrame(runs).apply(pd.to_numeric, errors="coerce")
+    measures = [column for column in COLUMNS if column in frame]
+    spread = frame[measures].std(ddof=1).add_suffix("_std")
+    means = frame.mean().drop(spread.index, errors="ignore")  # the spread over models gives way to this one
+    return pd.concat([lead, means, spread, pd.Series({"requests": len(runs)})])
 
 
 def table(rows: pd.DataFrame, digits: int | None = None) -> pd.DataFrame:
@@ -164,6 +202,13 @@ def main(argv: list[str] | None = None) -> None:
         metavar="NAMES",
         help=f"comma-separated, from: {', '.join(m.name for m in methods())} (default: every one)",
     )
+    parser.add_argument(
+        "--repeats",
+        type=cli.whole_number(1),
+        default=1,
+        metavar="K",
+        help="draw each kind of request K times (random seeds, classes 0..K-1) and report mean ± std over them",
+    )
     parser.add_argument("--out", type=Path, default=None, help="where the table goes (default: build/ in the course)")
     args = parser.parse_args(argv)
     try:
@@ -176,15 +221,18 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(err))
     names = args.methods
     start = time.perf_counter()
-    rows = run(setup, data, names)
+    rows = run(setup, data, names, repeats=args.repeats)
+    repeated = f", {args.repeats} requests of each kind" if args.repeats > 1 else ""
     header = (
-        f"Profile {setup.profile.name}, {data.info.name}, {setup.profile.n_models} models per method; "
-        f"made by `python -m unlearnlib.leaderboard --profile {setup.profile.name}` "
+        f"Profile {setup.profile.name}, {data.info.name}, {setup.profile.n_models} models per method"
+        f"{repeated}; "
+        f"made by `python -m unlearnlib.leaderboard --profile {setup.profile.name}"
+        f"{f' --repeats {args.repeats}' if args.repeats > 1 else ''}` "
         f"in {time.perf_counter() - start:.0f} s."
     )
     csv_path, md_path = save(rows, out, header)
     print(header)
-    print(markdown(table(rows)))
+    print(markdown(table(rows, digits=3)))
     print(f"saved {csv_path} and {md_path}")
 
 
