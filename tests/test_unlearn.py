@@ -602,3 +602,10 @@ def test_fisher_forgetting_noises_each_weight_by_the_inverse_of_its_retain_fishe
         drawn = torch.randn(before.shape, generator=generator)
         expected = before + noise_variance(information[name], 1e-6, 1e-3).sqrt() * drawn
         assert torch.allclose(after, expected, atol=1e-6), name
+
+
+def test_boundary_expanding_refuses_a_network_without_features_and_a_linear_classifier(clean):
+    data, request, _, _ = clean
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    with pytest.raises(TypeError, match=r"^boundary_expand needs a network with a features\(\) method"):
+        unlearn.boundary_expand(flat, request, data, **FAST)

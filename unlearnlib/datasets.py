@@ -368,8 +368,9 @@ def load(
     all the test data), stratified and disjoint from the test split, become the
     validation split: the unseen examples unlearning methods may use, since the test
     split is the evaluation's alone.  They come from test data the test split leaves
-    unused, or else out of the test split (``0``: no validation split).  Offline, a dataset that is not on disk raises
-    :class:`DatasetUnavailable` within seconds, with a message saying what to do.
+    unused, or else out of the test split (``0``: no validation split).  Offline, a
+    dataset that is not on disk raises :class:`DatasetUnavailable` within seconds,
+    with a message saying what to do.
     """
     source = _SOURCES[check_dataset_name(name)]
     n_train = validate.optional_integer("n_train", n_train, minimum=1)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checkpoints import TrainedModel
+from ..checkpoints import TrainedModel, network
 from ..forget import ForgetRequest
 from ..imagedata import ImageData, Split
 from ..train import Stepper
@@ -121,6 +121,12 @@ def boundary_expand(
     check_positive(lr=lr)
     check_counts(epochs=epochs, batch_size=batch_size)
     check_seed("seed", seed)
+    given = network(model)
+    if not callable(getattr(given, "features", None)) or not isinstance(getattr(given, "fc", None), nn.Linear):
+        raise TypeError(
+            f"boundary_expand needs a network with a features() method and a linear classifier fc (the course's "
+            f"ResNets), got {type(given).__name__}"
+        )
     unlearned = working_copy(model).eval()  # batch norm keeps its statistics: the batches hold one class
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

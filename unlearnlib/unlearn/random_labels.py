@@ -49,6 +49,39 @@ def saliency_mask(model: nn.Module, data: ImageData, forget: torch.Tensor, fract
     return {name: part.view_as(g) for (name, g), part in zip(gradients.items(), parts)}
 
 
+def fine_tune_relabelled(
+    network: nn.Module,
+    request: ForgetRequest,
+    data: ImageData,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    desc: str,
+    progress: bool,
+    mask: dict[str, torch.Tensor] | None = None,
+) -> nn.Module:
+    """Fine-tune ``network`` in place on D_r with its own labels and D_f with :func:`relabelled` ones, mixed in
+    one shuffled pass per epoch; with ``mask``, only the weights it keeps, and then without weight decay, so
+    that a weight outside it never moves."""
+    indices, labels = relabelled(request, data, seed)
+    return fine_tune(
+        network,
+        data,
+        indices,
+        labels=labels,
+        mask=mask,
+        weight_decay=0.0 if mask is not None else 5e-4,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        desc=desc,
+        progress=progress,
+    )
+
+
 @register(
     "random_labels",
     family="state-of-the-art",
@@ -69,24 +102,13 @@ def random_labels(
 
     Each example of D_f gets a seeded label drawn uniformly from the other classes
     (:func:`relabelled`); the network is fine-tuned on D_r, with its own labels, and
-    D_f, with the new ones, mixed in one shuffled pass per epoch.
+    D_f, with the new ones, mixed in one shuffled pass per epoch (:func:`fine_tune_relabelled`).
     """
     check_counts(epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr)
     check_seed("seed", seed)
-    indices, labels = relabelled(request, data, seed)
-    return fine_tune(
-        working_copy(model),
-        data,
-        indices,
-        labels=labels,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        seed=seed,
-        desc="RL",
-        progress=progress,
-    )
+    settings = dict(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=progress)
+    return fine_tune_relabelled(working_copy(model), request, data, desc="RL", **settings)
 
 
 @register(
@@ -110,7 +132,7 @@ def salun(
 
     A weight-saliency mask keeps the share ``salient`` of the weights with the
     largest gradient magnitude of the forget loss (:func:`saliency_mask`); random-label
-    fine-tuning (:func:`random_labels`) then updates those weights only.  Without
+    fine-tuning (:func:`fine_tune_relabelled`) then updates those weights only.  Without
     weight decay, so that a weight outside the mask never moves (the paper's code
     decays them too); batch-norm statistics are updated as in any fine-tuning.
     """
@@ -120,18 +142,5 @@ def salun(
     check_seed("seed", seed)
     unlearned = working_copy(model)
     mask = saliency_mask(unlearned, data, request.forget, salient, batch_size)
-    indices, labels = relabelled(request, data, seed)
-    return fine_tune(
-        unlearned,
-        data,
-        indices,
-        labels=labels,
-        mask=mask,
-        weight_decay=0.0,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        seed=seed,
-        desc="SalUn",
-        progress=progress,
-    )
+    settings = dict(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=progress)
+    return fine_tune_relabelled(unlearned, request, data, desc="SalUn", mask=mask, **settings)
