@@ -24,6 +24,7 @@ from unlearnlib.unlearn.cache import get_or_unlearn
 from unlearnlib.unlearn.fisher_forgetting import noise_variance
 from unlearnlib.unlearn.negative_gradient import negative_gradient_plus_loss
 from unlearnlib.unlearn.random_labels import relabelled, saliency_mask
+from unlearnlib.unlearn.sisa import Ensemble, Layout, ensemble, places, retrained_share, stage_plan, train_shards
 from unlearnlib.unlearn.sparsity import decaying, l1_norm
 from unlearnlib.unlearn.synaptic_dampening import dampening
 from unlearnlib.unlearn.training import diagonal_fisher, distillation_loss
@@ -79,7 +80,12 @@ def per_class(model: nn.Module, data: imagedata.ImageData) -> torch.Tensor:
     return torch.as_tensor(predict(model, data, data.test).per_class_accuracy(data.info.num_classes))
 
 
-@pytest.mark.parametrize("name", [m.name for m in unlearn.methods() if m.name != "retrain"])
+EXACT = {"retrain", "sisa"}
+"""The methods exact by construction: each is tested weight for weight against its definition, not for its share
+of the gap (and SISA's model, an ensemble of shards, is not of the original's architecture)."""
+
+
+@pytest.mark.parametrize("name", [m.name for m in unlearn.methods() if m.name not in EXACT])
 def test_a_method_leaves_its_input_alone_and_returns_the_same_architecture(name, noisy, clean):
     method = unlearn.get(name)
     data, request, original, _ = clean if name in CLASS_ONLY else noisy
@@ -121,7 +127,7 @@ more of them to move.
 
 
 def test_every_random_method_has_a_measured_bound():
-    assert set(CLOSES) == {m.name for m in unlearn.methods("random")} - {"retrain"}
+    assert set(CLOSES) == {m.name for m in unlearn.methods("random")} - EXACT
 
 
 @pytest.mark.parametrize("name", sorted(CLOSES))
@@ -609,3 +615,77 @@ def test_boundary_expanding_refuses_a_network_without_features_and_a_linear_clas
     flat = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
     with pytest.raises(TypeError, match=r"^boundary_expand needs a network with a features\(\) method"):
         unlearn.boundary_expand(flat, request, data, **FAST)
+
+
+# --------------------------------------------------------------------------- SISA
+
+
+def test_sisa_serves_a_deletion_with_exactly_the_sisa_model_trained_without_the_forget_set(digits):
+    config = dataclasses.replace(CONFIG, epochs=3)
+    original = get_or_train(config, digits, progress=False)
+    request = random_forget(len(digits.train), fraction=0.002, seed=1)
+    before = {key: value.clone() for key, value in original.model.state_dict().items()}
+    served = unlearn.get("sisa").run(original, request, digits, shards=4, slices=3, progress=False)
+    assert all(torch.equal(before[key], value) for key, value in original.model.state_dict().items())
+    assert isinstance(served.model, Ensemble) and len(served.model.members) == 4 and not served.model.training
+    layout = Layout.of(digits, request.retain, 4, 3, 0)
+    scratch, _ = train_shards(config, digits.for_methods(), layout, progress=False)
+    from_scratch = ensemble(config, digits, scratch)
+    assert all(
+        torch.equal(a, b) for a, b in zip(served.model.state_dict().values(), from_scratch.state_dict().values())
+    ), "the deletion's result is the SISA model trained from the start on the retain set, weight for weight"
+    whole, _ = train_shards(config, digits.for_methods(), Layout.of(digits, torch.arange(len(digits.train)), 4, 3, 0))
+    deployed = ensemble(config, digits, whole)
+    touched = {int(s) for s in places(digits.train_ids[request.forget], 4, 3)[0]}
+    assert 0 < len(touched) < 4, "the request touches some shards and leaves others"
+    for s, (kept, new) in enumerate(zip(deployed.members, served.model.members)):
+        same = all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), new.state_dict().values()))
+        assert same == (s not in touched), f"shard {s} is retrained exactly when it held a forgotten example"
+
+
+def test_sisa_with_one_shard_and_one_slice_is_retraining(digits):
+    config = dataclasses.replace(CONFIG, epochs=2)
+    original = get_or_train(config, digits, progress=False)
+    request = random_forget(len(digits.train), fraction=0.1, seed=0)
+    served = unlearn.sisa(original, request, digits, shards=1, slices=1, progress=False)
+    retrained = get_or_train(config, digits, request.retain, progress=False)
+    (member,) = served.members
+    assert all(torch.equal(a, b) for a, b in zip(member.state_dict().values(), retrained.model.state_dict().values()))
+    x, _ = next(iter(digits.batches(digits.test, 8)))
+    assert torch.allclose(served(x), F.log_softmax(member(x), 1), atol=1e-5), "one member's log-probabilities"
+
+
+def test_sisa_redoes_the_share_of_its_work_the_layout_predicts_and_times_only_the_deletion(digits):
+    config = dataclasses.replace(CONFIG, epochs=3)
+    original = get_or_train(config, digits, progress=False)
+    request = random_forget(len(digits.train), fraction=0.001, seed=2)
+    via_cache = get_or_unlearn(unlearn.sisa, original, request, digits, shards=4, slices=3)
+    payloads = {path.name: torch.load(path, weights_only=True) for path in via_cache.path.parent.glob("*.pt")}
+    assert len(payloads) == 2, "the SISA model on all the data, and the one after the deletion"
+    after = payloads[via_cache.path.name]
+    (whole,) = [p for name, p in payloads.items() if name != via_cache.path.name]
+    assert via_cache.seconds == after["seconds"] and after["seconds"] < whole["seconds"]
+    assert after["work"] == pytest.approx(retrained_share(config, digits, request, 4, 3) * whole["work"])
+    assert 0 < retrained_share(config, digits, request, 4, 3) <= 0.25, "one deletion redoes part of one shard of four"
+    n = len(digits.train)
+    assert retrained_share(config, digits, request, 1, 1) == (n - 1) / n, "one model: all of it, on one example fewer"
+    assert stage_plan(config, 1000, 3) == (32, 2) and stage_plan(dataclasses.replace(config, epochs=12), 1000, 1) == (
+        32,
+        12,
+    )
+    assert stage_plan(config, 5, 3) == (2, 4), "a tiny stage: batches of 2, and epochs enough for 8 steps"
+
+
+def test_sisa_places_an_example_by_its_identity_alone_and_refuses_slices_too_small():
+    ids = torch.arange(10_000)
+    shard, piece = places(ids, 5, 4)
+    counts = torch.bincount(shard * 4 + piece, minlength=20)
+    assert counts.min() > 400 and counts.max() < 600, "about as many examples in each shard and slice"
+    assert torch.equal(places(ids[::7], 5, 4)[0], shard[::7]), "an example's place does not depend on the others"
+    assert not torch.equal(places(ids, 5, 4, seed=1)[0], shard)
+    data = datasets.load("digits", n_train=100, n_test=50, device="cpu", n_validation=0)
+    request = random_forget(100, fraction=0.1, seed=0)
+    with pytest.raises(ValueError, match="8 shards of 8 slices leave about 1 of the 100 training examples"):
+        unlearn.sisa(nn.Linear(1, 1), request, data, shards=8, slices=8, config=CONFIG)
+    with pytest.raises(ValueError, match="needs the training config"):
+        unlearn.sisa(nn.Linear(1, 1), request, data)

@@ -17,6 +17,7 @@ from .negative_gradient import gradient_ascent, neggrad_plus
 from .random_labels import random_labels, salun
 from .registry import METHODS, Method, get, methods, register
 from .scrub import scrub
+from .sisa import sisa
 from .sparsity import l1_sparse
 from .synaptic_dampening import ssd
 
@@ -44,6 +45,7 @@ __all__ = [
     "retrain",
     "salun",
     "scrub",
+    "sisa",
     "ssd",
     "unsir",
 ]

@@ -15,6 +15,18 @@ from .registry import register
 from .training import fine_tune
 
 
+def training_recipe(method: str, model: nn.Module | TrainedModel, config: TrainConfig | None) -> TrainConfig:
+    """The recipe a method that trains from scratch uses: ``config``, or else the one the cached ``model`` was
+    trained with; a clear error naming ``method`` when there is neither."""
+    if config is None:
+        if not isinstance(model, TrainedModel):
+            raise ValueError(f"{method} needs the training config: pass config=, or a TrainedModel as the model")
+        config = model.config
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    return config
+
+
 @register("retrain", family="exact", summary="train from scratch on the retain set: the gold standard")
 def retrain(
     model: nn.Module | TrainedModel,
@@ -31,13 +43,7 @@ def retrain(
     The result is the cached :class:`TrainedModel`, with the time its training took (calling
     ``unlearn.retrain`` gives its network, as every method does).
     """
-    if config is None:
-        if not isinstance(model, TrainedModel):
-            raise ValueError("retrain needs the training config: pass config=, or a TrainedModel as the model")
-        config = model.config
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    return get_or_train(config, data, request.retain, progress=progress)
+    return get_or_train(training_recipe("retrain", model, config), data, request.retain, progress=progress)
 
 
 @register("eu_k", family="exact", summary="re-initialise the last k blocks and train them on the retain set")
