@@ -676,7 +676,7 @@ def test_sisa_redoes_the_share_of_its_work_the_layout_predicts_and_times_only_th
     assert stage_plan(config, 5, 3) == (2, 4), "a tiny stage: batches of 2, and epochs enough for 8 steps"
 
 
-def test_sisa_places_an_example_by_its_identity_alone_and_refuses_slices_too_small():
+def test_sisa_places_an_example_by_its_identity_alone_and_refuses_shards_too_small():
     ids = torch.arange(10_000)
     shard, piece = places(ids, 5, 4)
     counts = torch.bincount(shard * 4 + piece, minlength=20)
@@ -685,7 +685,7 @@ def test_sisa_places_an_example_by_its_identity_alone_and_refuses_slices_too_sma
     assert not torch.equal(places(ids, 5, 4, seed=1)[0], shard)
     data = datasets.load("digits", n_train=100, n_test=50, device="cpu", n_validation=0)
     request = random_forget(100, fraction=0.1, seed=0)
-    with pytest.raises(ValueError, match="8 shards of 8 slices leave about 1 of the 100 training examples"):
-        unlearn.sisa(nn.Linear(1, 1), request, data, shards=8, slices=8, config=CONFIG)
+    with pytest.raises(ValueError, match="64 shards leave about 1 of the 100 training examples to a shard"):
+        unlearn.sisa(nn.Linear(1, 1), request, data, shards=64, config=CONFIG)
     with pytest.raises(ValueError, match="needs the training config"):
         unlearn.sisa(nn.Linear(1, 1), request, data)

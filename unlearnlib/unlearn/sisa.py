@@ -330,11 +330,11 @@ def sisa(
     check_counts(shards=shards, slices=slices)
     check_seed("seed", seed)
     config = training_recipe("sisa", model, config)
-    smallest = len(data.train) // (shards * slices)
-    if smallest < 2:
+    per_shard = len(data.train) // shards
+    if per_shard < 2:
         raise ValueError(
-            f"{shards} shards of {slices} slices leave about {smallest} of the {len(data.train)} training examples "
-            "to a slice; use fewer shards or slices"
+            f"{shards} shards leave about {per_shard} of the {len(data.train)} training examples to a shard; "
+            "use fewer shards"
         )
     everything = torch.arange(len(data.train))
     before = get_or_train_shards(config, data, everything, shards, slices, seed, progress=progress)
