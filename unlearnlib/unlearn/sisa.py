@@ -85,10 +85,10 @@ def places(train_ids: torch.Tensor, shards: int, slices: int, seed: int = 0) -> 
 def stage_plan(config: TrainConfig, size: int, slices: int) -> tuple[int, int]:
     """The batch size and epochs of a stage of ``size`` examples, for a shard of ``slices`` slices.
 
-    Epochs ``2 * config.epochs / (slices + 1)``, rounded: stage r sees r slices, so the shard's
-    examples are seen about ``config.epochs`` times in all, as in one run of the recipe
-    (Bourtoule et al., sec. V).  The recipe's batch size, but smaller (at least 2) and then
-    more epochs where needed for the stage to take :data:`MIN_STEPS` steps.
+    Epochs ``2 * config.epochs / (slices + 1)``, rounded: stage r sees r slices, so over the R
+    stages the shard's examples are seen about ``config.epochs`` times on average (the first slice
+    most, the last least), about the work of one run of the recipe.  The recipe's batch size, but
+    smaller (at least 2) and then more epochs where needed for the stage to take :data:`MIN_STEPS` steps.
     """
     epochs = max(1, round(2 * config.epochs / (slices + 1)))
     batch_size = min(config.batch_size, max(2, size * epochs // MIN_STEPS))
