@@ -6,17 +6,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..checkpoints import TrainedModel, network
 from ..forget import ForgetRequest
 from ..imagedata import ImageData, Split
-from ..train import Stepper
 from ..validate import check_counts, check_positive
 from ..validate import seed as check_seed
 from .networks import working_copy
 from .registry import register
-from .training import batches_per_epoch, fine_tune
+from .training import fine_tune
 
 
 def nearest_other_labels(model: nn.Module, data: ImageData, split: Split, step: float, batch_size: int):
@@ -88,6 +86,19 @@ def boundary_shrink(
     )
 
 
+class WithShadowClass(nn.Module):
+    """A network of the course (``features`` and a linear ``fc``) with one more output: the shadow class."""
+
+    def __init__(self, network: nn.Module, shadow: nn.Linear):
+        super().__init__()
+        self.network = network
+        self.shadow = shadow
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.network.features(x)
+        return torch.cat([self.network.fc(features), self.shadow(features)], 1)
+
+
 @register(
     "boundary_expand",
     family="state-of-the-art",
@@ -127,28 +138,23 @@ def boundary_expand(
             f"boundary_expand needs a network with a features() method and a linear classifier fc (the course's "
             f"ResNets), got {type(given).__name__}"
         )
-    unlearned = working_copy(model).eval()  # batch norm keeps its statistics: the batches hold one class
+    unlearned = working_copy(model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         shadow = nn.Linear(unlearned.fc.in_features, 1).to(data.device)
-    forget = data.train.subset(request.forget)
-    shadow_class = data.info.num_classes
-    parameters = [*unlearned.parameters(), *shadow.parameters()]
-    stepper = Stepper(
-        parameters,
-        data.device,
-        steps=batches_per_epoch(len(forget), batch_size) * epochs,
+    shadow_labels = torch.full((len(request.forget),), data.info.num_classes)
+    fine_tune(
+        WithShadowClass(unlearned, shadow),
+        data,
+        request.forget,
+        labels=shadow_labels,
         epochs=epochs,
         lr=lr,
+        batch_size=batch_size,
         weight_decay=0.0,
-        schedule="cosine",
+        batch_statistics=False,  # the batches hold one class: batch norm keeps its trained statistics
+        seed=seed,
+        desc="Boundary Expanding",
+        progress=progress,
     )
-    generator = torch.Generator(device=data.device).manual_seed(seed)
-    for _ in tqdm(range(epochs), desc="Boundary Expanding", unit="epoch", disable=not progress, leave=False):
-        for x, _ in data.batches(forget, batch_size, shuffle=True, generator=generator):
-            with stepper.autocast():
-                features = unlearned.features(x)
-                logits = torch.cat([unlearned.fc(features), shadow(features)], 1)
-                loss = F.cross_entropy(logits, torch.full((len(x),), shadow_class, device=x.device))
-            stepper.step(loss)
     return unlearned.eval()
