@@ -9,7 +9,7 @@ BUILD  := build
 JOBS     ?= auto
 PARALLEL := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: help setup course readme test test-gpu-path test-digits mutation lint lab colab slides bench clean
+.PHONY: help setup course readme test test-gpu-path test-digits mutation lint lab colab slides student bench clean
 
 help:
 	@echo "make course   run every notebook (default profile) -> $(BUILD)/notebooks, $(BUILD)/results.md"
@@ -23,6 +23,7 @@ help:
 	@echo "make lab      JupyterLab on the notebooks (prints the URL to open)"
 	@echo "make colab    rewrite the Colab badges and set-up blocks from pyproject.toml's URL and ref"
 	@echo "make slides   reveal.js decks of the executed notebooks -> $(BUILD)/slides (offline-ready)"
+	@echo "make student  the students' copies of the notebooks, without solutions (nbgrader) -> $(BUILD)/student"
 	@echo "make bench    training throughput: unlearnlib's loop against a conventional DataLoader loop; into RESULTS.md"
 	@echo "make setup    only create $(VENV) and install"
 
@@ -70,6 +71,9 @@ colab: $(STAMP)
 lab: $(STAMP)
 	@echo "Starting JupyterLab: open the URL with ?token= printed below in a browser; Ctrl-C twice stops it."
 	$(BIN)/jupyter lab --no-browser $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS) notebooks
+
+student: $(STAMP)
+	$(BIN)/python -m unlearnlib.student --out $(BUILD)/student --course $(BUILD)/nbgrader
 
 bench: $(STAMP)
 	$(BIN)/python -m unlearnlib.bench --results RESULTS.md

@@ -3,10 +3,10 @@
 Colab students run the gpu profile, which CI cannot: it has no GPU and no CIFAR-10. So each notebook's
 code cells run here under ``UNLEARN_PROFILE=gpu`` on a tiny fake CIFAR-10 written in torchvision's on-disk
 format, with the profile's sizes and epochs shrunk by ``UNLEARN_OVERRIDES``, on the CPU. The cells tagged
-``claim`` (the assertion cells) are left out in this test only: random pixels teach nothing, so the
-claims cannot hold; what is checked is that shapes, channels, augmentation and the network never crash.
-``make test`` runs it with the rest, one notebook per process; ``make test-gpu-path`` runs it alone (marker
-``gpu_path``).
+``claim`` (the assertion cells) and the exercises' grade cells (their tests) are left out in this test
+only: random pixels teach nothing, so the claims cannot hold; what is checked is that shapes, channels,
+augmentation and the network never crash. ``make test`` runs it with the rest, one notebook per process;
+``make test-gpu-path`` runs it alone (marker ``gpu_path``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from unlearnlib import student
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -37,7 +39,9 @@ def fake_cifar_root(tmp_path_factory, make_fake_cifar) -> Path:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_every_code_cell_runs_under_the_gpu_profile(path, fake_cifar_root, monkeypatch):
     notebook = nbformat.read(path, as_version=4)
-    notebook.cells = [c for c in notebook.cells if "claim" not in c.metadata.get("tags", [])]
+    notebook.cells = [
+        c for c in notebook.cells if "claim" not in c.metadata.get("tags", []) and student.nbgrader_role(c) != "grade"
+    ]
     env = {
         "UNLEARN_PROFILE": "gpu",
         "UNLEARN_OVERRIDES": SHRUNK,

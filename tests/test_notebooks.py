@@ -1,12 +1,13 @@
 """The notebooks' conventions (their execution is checked by nbval, over notebooks/)."""
 
+import ast
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from unlearnlib import colab
+from unlearnlib import colab, student
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -57,21 +58,68 @@ def test_first_code_cell_sets_up_colab_and_the_session(notebook):
 
 def test_claims_are_checked_by_assertion_cells_hidden_from_the_slides(notebook):
     _, nb = notebook
-    checks = [
-        c
-        for c in nb.cells
-        if c.cell_type == "code" and c.source.lstrip().startswith(("assert", "with")) and "assert" in c.source
-    ]
+    lesson = [c for c in nb.cells if c.cell_type == "code" and student.nbgrader_role(c) is None]
+    checks = [c for c in lesson if c.source.lstrip().startswith(("assert", "with")) and "assert" in c.source]
     assert len(checks) >= 3
     assert all(c.metadata.slideshow.slide_type == "skip" for c in checks)
-    asserting = [
-        c
-        for c in nb.cells
-        if c.cell_type == "code" and any(line.lstrip().startswith("assert ") for line in c.source.splitlines())
-    ]
+    asserting = [c for c in lesson if any(line.lstrip().startswith("assert ") for line in c.source.splitlines())]
     assert asserting == checks, "a cell that asserts opens with its assertions (computations go in the cell before)"
     tagged = [c for c in nb.cells if "claim" in c.metadata.get("tags", [])]
     assert tagged == checks, "assertion cells, and only they, carry the tag 'claim' (the gpu-path test leaves them out)"
+
+
+def test_every_notebook_after_the_introduction_has_graded_exercises(notebook):
+    path, nb = notebook
+    found = student.exercises(nb)
+    if path.name.startswith("00_"):
+        return
+    number = int(path.name[:2])
+    assert len(found) >= 3, f"{path.name} has {len(found)} exercises; each notebook from 01 on has at least 3"
+    assert [e.number for e in found] == [f"{number}.{k}" for k in range(1, len(found) + 1)]
+    assert {e.level for e in found} == set(student.LEVELS), "a warm-up, a core exercise and a stretch"
+    for exercise in found:
+        assert exercise.solutions, f"exercise {exercise.number} has no solution cell"
+        assert nb.cells[exercise.heading].metadata.slideshow.slide_type == "subslide"
+        for i in exercise.solutions + exercise.grades:
+            assert nb.cells[i].metadata.slideshow.slide_type == "skip", f"exercise {exercise.number}: cell {i}"
+        for i in exercise.solutions:
+            cell = nb.cells[i]
+            if cell.cell_type == "code":
+                assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
+
+
+def test_nbgrader_cells_belong_to_an_exercise_and_have_distinct_ids(notebook):
+    _, nb = notebook
+    owned = {i for e in student.exercises(nb) for i in e.solutions + e.grades}
+    marked = [i for i, c in enumerate(nb.cells) if student.nbgrader_role(c) is not None]
+    assert marked == sorted(owned), "every solution and grade cell follows an exercise's heading"
+    ids = [nb.cells[i].metadata.nbgrader["grade_id"] for i in marked]
+    assert len(ids) == len(set(ids)), "nbgrader grade ids are distinct"
+    for i, cell in enumerate(nb.cells):
+        if i not in owned:
+            assert not any(mark in cell.source for mark in student.SOLUTION_MARKS), f"cell {i}: a solution marker"
+
+
+def _names(source: str, context: type) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name) and isinstance(n.ctx, context)}
+
+
+def test_the_lesson_never_uses_what_an_exercise_computes(notebook):
+    """A student's copy has no solutions: the lesson after an exercise must run without them."""
+    _, nb = notebook
+    owned = {i for e in student.exercises(nb) for i in e.solutions + e.grades}
+    lesson_defines, exercise_only = set(), set()
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if i in owned:
+            exercise_only |= _names(cell.source, ast.Store) - lesson_defines
+            continue
+        defines = _names(cell.source, ast.Store)
+        used = (_names(cell.source, ast.Load) - defines) & exercise_only
+        assert not used, f"cell {i} uses {sorted(used)}, which only an exercise's solution defines"
+        lesson_defines |= defines
+        exercise_only -= defines
 
 
 def test_readme_links_every_notebook_with_a_badge():
