@@ -16,7 +16,7 @@ SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
 
 def test_there_are_notebooks_numbered_in_teaching_order():
     names = [p.stem for p in NOTEBOOKS]
-    assert names[:2] == ["01_data_analysis", "02_resnet_training"]
+    assert names[:3] == ["00_introduction", "01_data_analysis", "02_resnet_training"]
     assert all(re.fullmatch(r"\d\d_[a-z0-9_]+", name) for name in names)
     numbers = [int(name[:2]) for name in names]
     assert numbers == sorted(set(numbers))
@@ -128,3 +128,24 @@ def test_readme_links_every_notebook_with_a_badge():
     for path in NOTEBOOKS:
         assert f"notebooks/{path.name}" in readme
         assert source.badge(path.name) in readme
+
+
+def test_every_method_names_the_notebook_section_that_teaches_it():
+    from unlearnlib import unlearn
+
+    for method in unlearn.methods():
+        doc = " ".join((method.__doc__ or "").split())
+        found = re.search(r"Taught in notebook (\d\d), section (\d+) \((.+?)\)[.;]", doc)
+        assert found, f"{method.name}: its docstring names no notebook section ('Taught in notebook NN, section K (...).')"
+        number, section, title = found.groups()
+        (path,) = [p for p in NOTEBOOKS if p.name.startswith(f"{number}_")]
+        headings = [
+            " ".join(line[3:].split())
+            for cell in nbformat.read(path, as_version=4).cells
+            if cell.cell_type == "markdown"
+            for line in cell.source.splitlines()
+            if line.startswith(f"## {section}. ")
+        ]
+        assert headings, f"{method.name}: {path.name} has no section {section}"
+        heading = headings[0].split(". ", 1)[1]
+        assert heading.replace("$", "").startswith(title.replace("$", "")), f"{method.name}: {heading!r} vs {title!r}"

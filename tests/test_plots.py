@@ -52,3 +52,14 @@ def test_a_measure_with_a_spread_over_the_models_gets_error_bars_of_one_std():
     assert len(bars) == 2, "one set of bars per line"
     ends = [end for segment in bars[1] for end in (segment[0][1], segment[1][1])]
     assert ends == pytest.approx([0.0, 0.0, 0.09, 0.11, 0.15, 0.25]), "lr = 0.01: ua ± ua_std"
+
+
+def test_the_pipeline_names_every_stage_and_the_gold_standard():
+    fig = plots.pipeline()
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for name, _ in plots.PIPELINE:
+        assert name in texts
+    assert "retrained models (gold standard)" in texts
+    arrows = [t for t in fig.axes[0].texts if getattr(t, "arrow_patch", None) is not None]
+    assert len(arrows) == len(plots.PIPELINE) + 1, "one arrow between stages, two through the gold standard"
+    plt.close(fig)

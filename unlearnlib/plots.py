@@ -255,3 +255,43 @@ def sweep_lines(
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+PIPELINE = (
+    ("training set $D$", "images and labels"),
+    ("original model", r"$\theta^* = A(D)$"),
+    ("forget request", r"$D_f \subset D$, $D_r = D \setminus D_f$"),
+    ("unlearning method", r"$\theta^u = U(\theta^*, D_f, D_r)$"),
+    ("measures", "accuracy, MIA, F"),
+)
+"""The course's pipeline, left to right: each stage and what it holds."""
+
+
+def pipeline(title: str = "The course's pipeline: every unlearning method is judged against retraining") -> Figure:
+    """The course as one figure: data, original model, request, unlearning method, and the measures that compare
+    the unlearned models with models retrained on the retain set alone (the gold standard, drawn below)."""
+    fig, ax = plt.subplots(figsize=(12, 3.4))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 3.4)
+    ax.axis("off")
+    boxes = dict(boxstyle="round,pad=0.4", facecolor="#eef3fb", edgecolor="#35608f")
+    centres = [1.0 + 2.0 * i for i in range(len(PIPELINE))]
+    for x, (name, holds) in zip(centres, PIPELINE):
+        ax.text(x, 2.4, f"{name}\n{holds}", ha="center", va="center", fontsize=10, bbox=boxes)
+    for left, right in zip(centres, centres[1:]):
+        ax.annotate("", xy=(right - 0.78, 2.4), xytext=(left + 0.78, 2.4), arrowprops=dict(arrowstyle="->"))
+    gold = dict(boxstyle="round,pad=0.4", facecolor="#fdf1e3", edgecolor="#b5651d")
+    ax.text(
+        5.0,
+        0.6,
+        "retrained models (gold standard)\n" + r"$A(D_r)$: trained as if $D_f$ had never existed",
+        ha="center",
+        va="center",
+        fontsize=10,
+        bbox=gold,
+    )
+    dashed = dict(arrowstyle="->", linestyle="--")
+    ax.annotate("", xy=(4.4, 1.0), xytext=(centres[2], 1.95), arrowprops=dashed)  # retrain without D_f
+    ax.annotate("", xy=(centres[4], 1.95), xytext=(5.6, 1.0), arrowprops=dashed)  # compared with the unlearned
+    ax.set_title(title)
+    return fig
