@@ -64,6 +64,8 @@ def boundary_shrink(
     The rate is the knob: on Fashion-MNIST (smoke profile, T-shirts) the default
     leaves 4% of the class's test images and costs the other classes 6 points, and
     three times it costs them 13; on the digits it takes ten times the default to forget.
+
+    Taught in notebook 11, section 7 (Decision boundaries: Boundary Shrink and Boundary Expanding).
     """
     check_positive(step=step, lr=lr)
     check_counts(epochs=epochs, batch_size=batch_size)
@@ -128,6 +130,8 @@ def boundary_expand(
     As for :func:`boundary_shrink`, the rate is the knob: on Fashion-MNIST (smoke
     profile, T-shirts) the default leaves 11% of the class's test images and costs the
     other classes 5 points; on the digits it takes thirty times the default.
+
+    Taught in notebook 11, section 7 (Decision boundaries: Boundary Shrink and Boundary Expanding).
     """
     check_positive(lr=lr)
     check_counts(epochs=epochs, batch_size=batch_size)

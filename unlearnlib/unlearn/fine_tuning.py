@@ -27,7 +27,10 @@ def finetune(
     seed: int = 0,
     progress: bool = True,
 ) -> nn.Module:
-    """Fine-tune the whole network on D_r with SGD (cosine-annealed from ``lr``): D_f fades as D_r is rehearsed."""
+    """Fine-tune the whole network on D_r with SGD (cosine-annealed from ``lr``): D_f fades as D_r is rehearsed.
+
+    Taught in notebook 06, section 1 (Fine-tuning on the retain set), where the loop is written out.
+    """
     check_counts(epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr)
     check_seed("seed", seed)
@@ -57,7 +60,10 @@ def cf_k(
     seed: int = 0,
     progress: bool = True,
 ) -> nn.Module:
-    """Catastrophic forgetting of the last ``k`` blocks (Goel et al., 2022): the others stay frozen."""
+    """Catastrophic forgetting of the last ``k`` blocks (Goel et al., 2022): the others stay frozen.
+
+    Taught in notebook 06, section 3 (CF-k: fine-tune only the last k blocks).
+    """
     check_counts(k=k, epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr)
     check_seed("seed", seed)
@@ -92,7 +98,8 @@ def finetune_l2(
     """Fine-tune on D_r minimising cross-entropy + (``pull``/2)·‖θ − θ*‖², θ* the original weights.
 
     The pull keeps the network near the original solution, which stops it from
-    overfitting D_r and losing test accuracy.
+    overfitting D_r and losing test accuracy. Taught in notebook 06, section 2 (An L2 pull towards the
+    original weights); exercise 6.3 writes it out.
     """
     check_counts(epochs=epochs, batch_size=batch_size)
     check_positive(pull=pull, lr=lr)

@@ -44,6 +44,8 @@ def fisher(
     ``seed``: a weight the retain set pins down (large F_r) hardly moves, one it
     leaves free is scrambled, and with it whatever it held of D_f alone.  No
     gradient step; ``progress`` is accepted for the common call shape.
+
+    Taught in notebook 11, section 6 (Parameter importance: Fisher forgetting and SSD).
     """
     check_positive(alpha=alpha, cap=cap)
     check_seed("seed", seed)

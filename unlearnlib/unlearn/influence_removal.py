@@ -63,6 +63,8 @@ def influence(
     decay the model was trained with.  ``solver`` is ``"exact"``, ``"cg"`` (at most
     ``max_iterations`` products) or ``"auto"`` (exact up to 6,000 parameters).
     Only the last ``k`` blocks change; batch-norm statistics stay as they were.
+
+    Taught in notebook 04, section 5 (Influence-based unlearning).
     """
     positive("damping", damping)
     check_counts(k=k, max_iterations=max_iterations, batch_size=batch_size)

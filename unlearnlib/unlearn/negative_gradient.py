@@ -52,6 +52,8 @@ def gradient_ascent(
     It uses D_f alone, so nothing holds the rest of what the model knows in place:
     its learning rate and epochs trade forgetting against damage to D_r and the test
     data, and the ascent has no end (the divergence guard stops a run that explodes).
+
+    Taught in notebook 11, section 2 (Ascent: GA and NegGrad+).
     """
     check_counts(epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr)
@@ -93,6 +95,8 @@ def neggrad_plus(
 
     ``alpha`` = 1 is fine-tuning on D_r, ``alpha`` = 0 gradient ascent on D_f.  One
     epoch is a pass over D_r; D_f's batches cycle alongside.
+
+    Taught in notebook 11, section 2 (Ascent: GA and NegGrad+).
     """
     alpha = interval("alpha", alpha, 0.0, 1.0, low_open=False, high_open=False)
     check_counts(epochs=epochs, batch_size=batch_size)

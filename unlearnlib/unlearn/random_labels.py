@@ -103,6 +103,8 @@ def random_labels(
     Each example of D_f gets a seeded label drawn uniformly from the other classes
     (:func:`relabelled`); the network is fine-tuned on D_r, with its own labels, and
     D_f, with the new ones, mixed in one shuffled pass per epoch (:func:`fine_tune_relabelled`).
+
+    Taught in notebook 11, section 3 (Relabelling: random labels (RL)).
     """
     check_counts(epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr)
@@ -135,6 +137,8 @@ def salun(
     fine-tuning (:func:`fine_tune_relabelled`) then updates those weights only.  Without
     weight decay, so that a weight outside the mask never moves (the paper's code
     decays them too); batch-norm statistics are updated as in any fine-tuning.
+
+    Taught in notebook 11, section 4 (Sparsity and saliency: ℓ1-sparse and SalUn).
     """
     check_fraction("salient", salient)
     check_counts(epochs=epochs, batch_size=batch_size)

@@ -54,6 +54,8 @@ def scrub(
     Stopping the max steps early (``max_epochs`` < ``epochs``) is the paper's rule
     against the student drifting so far on D_f that it stands out to an attack;
     ``max_epochs`` = 0 leaves only the min steps.
+
+    Taught in notebook 11, section 5 (Distillation: SCRUB).
     """
     check_counts(epochs=epochs, batch_size=batch_size)
     max_epochs = validate.integer("max_epochs", max_epochs, minimum=0)

@@ -326,6 +326,8 @@ def sisa(
     cached SISA model on the retain set, as a :class:`TrainedModel` whose network is
     the :class:`Ensemble` and whose time is that of the deletion alone (the first
     training, done once before any request, is not counted).
+
+    Taught in notebook 11, section 8 (Exact by design: SISA).
     """
     check_counts(shards=shards, slices=slices)
     check_seed("seed", seed)

@@ -51,6 +51,8 @@ def l1_sparse(
     γ_t falls linearly from ``strength`` to 0 over the run (the paper's schedule), so
     that the penalty prunes early and the last steps refit D_r.  Sparsity is what the
     paper finds makes approximate unlearning come closer to retraining.
+
+    Taught in notebook 11, section 4 (Sparsity and saliency: ℓ1-sparse and SalUn).
     """
     check_counts(epochs=epochs, batch_size=batch_size)
     check_positive(strength=strength, lr=lr)

@@ -62,6 +62,8 @@ def ssd(
     since D_f, drawn from the same distribution as D, has no weights of its own.  On a
     class (digits, class 3) α = 5 forgets the class entirely and leaves the others as
     they were; the paper's α = 10 left it untouched there.
+
+    Taught in notebook 11, section 6 (Parameter importance: Fisher forgetting and SSD).
     """
     check_positive(alpha=alpha, strength=strength)
     unlearned = working_copy(model).eval()
