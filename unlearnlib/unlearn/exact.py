@@ -42,6 +42,8 @@ def retrain(
     :class:`TrainedModel`).  ``model`` itself is not used: retraining forgets by never seeing D_f.
     The result is the cached :class:`TrainedModel`, with the time its training took (calling
     ``unlearn.retrain`` gives its network, as every method does).
+
+    Taught in notebook 05, section 1 (What "exact" means).
     """
     return get_or_train(training_recipe("retrain", model, config), data, request.retain, progress=progress)
 
@@ -64,6 +66,8 @@ def eu_k(
     The first blocks keep their trained weights (they saw D_f, so the result is
     exact only for the blocks retrained); the last ``k`` are drawn afresh from
     ``seed`` and trained on D_r for ``epochs`` with a one-cycle schedule peaking at ``lr``.
+
+    Taught in notebook 05, section 2 (EU-k: retrain only the last k blocks).
     """
     check_counts(k=k, epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr)

@@ -29,7 +29,7 @@ def finetune(
 ) -> nn.Module:
     """Fine-tune the whole network on D_r with SGD (cosine-annealed from ``lr``): D_f fades as D_r is rehearsed.
 
-    Taught in notebook 06, section 1 (Fine-tuning on the retain set), where the loop is written out.
+    Taught in notebook 06, section 1 (Fine-tuning on the retain set); the loop is written out there.
     """
     check_counts(epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr)
