@@ -136,7 +136,7 @@ def test_every_method_names_the_notebook_section_that_teaches_it():
     for method in unlearn.methods():
         doc = " ".join((method.__doc__ or "").split())
         found = re.search(r"Taught in notebook (\d\d), section (\d+) \((.+?)\)[.;]", doc)
-        assert found, f"{method.name}: its docstring names no notebook section ('Taught in notebook NN, section K (...).')"
+        assert found, f"{method.name}: no 'Taught in notebook NN, section K (title).' in its docstring"
         number, section, title = found.groups()
         (path,) = [p for p in NOTEBOOKS if p.name.startswith(f"{number}_")]
         headings = [

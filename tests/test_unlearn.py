@@ -674,6 +674,8 @@ def test_sisa_redoes_the_share_of_its_work_the_layout_predicts_and_times_only_th
         12,
     )
     assert stage_plan(config, 5, 3) == (2, 4), "a tiny stage: batches of 2, and epochs enough for 8 steps"
+    batch, epochs = stage_plan(dataclasses.replace(config, batch_size=64, epochs=10), 50, 1)
+    assert batch <= 50 and epochs * (50 // batch) >= 8, "a stage smaller than a batch: one batch of it, 8 epochs"
 
 
 def test_sisa_places_an_example_by_its_identity_alone_and_refuses_shards_too_small():
@@ -689,3 +691,26 @@ def test_sisa_places_an_example_by_its_identity_alone_and_refuses_shards_too_sma
         unlearn.sisa(nn.Linear(1, 1), request, data, shards=64, config=CONFIG)
     with pytest.raises(ValueError, match="needs the training config"):
         unlearn.sisa(nn.Linear(1, 1), request, data)
+
+
+def _defined_in_a_cell(body: str):
+    """A function as a notebook cell defines it: in a module with no source file, from code with no file."""
+    import sys
+    import types
+
+    module = types.ModuleType("a_notebook_kernel")
+    sys.modules[module.__name__] = module
+    try:
+        exec(compile(f"def variant(model, request, data, *, lr=0.1):\n    {body}\n", "<cell>", "exec"), module.__dict__)
+        return module.__dict__["variant"]
+    finally:
+        del sys.modules[module.__name__]
+
+
+def test_a_method_defined_in_a_notebook_has_a_code_digest_that_follows_its_code():
+    first, same, other = (_defined_in_a_cell(body) for body in ("return model", "return model", "return None"))
+    digests = [
+        unlearn.Method(f"v{i}", f, "fine-tuning", ("random",), "x").code_digest()
+        for i, f in enumerate((first, same, other))
+    ]
+    assert digests[0] == digests[1] != digests[2]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import marshal
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,6 +33,16 @@ from . import networks, training
 FAMILIES = ("exact", "influence", "fine-tuning", "adversarial", "class", "state-of-the-art")
 """The families of methods (one notebook each): the gold standard first, then in teaching order, then the
 methods the field compares with today."""
+
+
+def _own_code(function: Callable) -> str:
+    """The source of ``function``'s module; else of the function itself; else its compiled code, as text."""
+    for source_of in (inspect.getmodule(function), function):
+        try:
+            return inspect.getsource(source_of)
+        except (OSError, TypeError):
+            continue
+    return marshal.dumps(function.__code__).hex()
 
 
 @dataclass(frozen=True)
@@ -71,9 +82,11 @@ class Method:
     def code_digest(self) -> str:
         """A hash of the source of the method's module and of the code the methods share (``networks``, ``training``).
 
-        Part of an unlearned model's cache key, so that changing a method's code gives new cache entries.
+        Part of an unlearned model's cache key, so that changing a method's code gives new cache entries.  A
+        method defined where its module has no source file (a notebook's cell, an interactive session) is
+        hashed by its own source, or by its compiled code where even that is unavailable.
         """
-        texts = [inspect.getsource(module) for module in (inspect.getmodule(self.function), networks, training)]
+        texts = [_own_code(self.function)] + [inspect.getsource(module) for module in (networks, training)]
         return hashlib.sha256("".join(texts).encode()).hexdigest()
 
     def applies_to(self, request: ForgetRequest) -> bool:

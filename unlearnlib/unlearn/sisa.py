@@ -88,10 +88,11 @@ def stage_plan(config: TrainConfig, size: int, slices: int) -> tuple[int, int]:
     Epochs ``2 * config.epochs / (slices + 1)``, rounded: stage r sees r slices, so over the R
     stages the shard's examples are seen about ``config.epochs`` times on average (the first slice
     most, the last least), about the work of one run of the recipe.  The recipe's batch size, but
-    smaller (at least 2) and then more epochs where needed for the stage to take :data:`MIN_STEPS` steps.
+    smaller (at least 2, at most the stage) and then more epochs where needed for the stage to take
+    :data:`MIN_STEPS` steps.
     """
     epochs = max(1, round(2 * config.epochs / (slices + 1)))
-    batch_size = min(config.batch_size, max(2, size * epochs // MIN_STEPS))
+    batch_size = min(config.batch_size, size, max(2, size * epochs // MIN_STEPS))
     return batch_size, max(epochs, -(-MIN_STEPS // (size // batch_size)))
 
 
