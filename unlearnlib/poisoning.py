@@ -176,6 +176,8 @@ def poison(
     chosen ratio (weights, normalised; classes left out get none); by default in
     proportion to each source class's size.  The poisoned images are a seeded
     random choice within each class.  The trigger is a 3x3 patch in the bottom-right corner unless given.
+
+    Taught in notebook 10, section 1 (The threat: a backdoor in a two-class task).
     """
     trigger = trigger or Trigger()
     info = data.info
