@@ -74,6 +74,8 @@ def adversarial(
 
     D_u is a seeded ``unseen_fraction`` of the validation split (``data.validation``),
     never the test set, on which the method is judged.
+
+    Taught in notebook 07, section 1 (The objective).
     """
     check_counts(hidden=hidden, epochs=epochs, batch_size=batch_size)
     check_positive(lr=lr, discriminator_lr=discriminator_lr, weight=weight, temperature=temperature)

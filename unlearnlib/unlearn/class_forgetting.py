@@ -61,6 +61,8 @@ def pbu(
     already misclassified before its step: the class is forgotten, and
     descending further only harms the other classes.  Batch-norm statistics stay
     as trained: batches of one class would corrupt them.
+
+    Taught in notebook 08, section 1 (Partially Blinded Unlearning).
     """
     check_fraction("available", available)
     check_counts(epochs=epochs, batch_size=batch_size)
@@ -133,6 +135,8 @@ def bad_teaching(
     shuffled batches; Adam at ``lr`` for ``epochs``.  The paper distils on 30% of
     D_r; on the course's small training sets the default is all of it, which keeps
     retain accuracy when D_f is a fifth of the data.
+
+    Taught in notebook 08, section 2 (Bad Teaching and UNSIR).
     """
     check_fraction("retain_fraction", retain_fraction)
     check_counts(epochs=epochs, batch_size=batch_size)
@@ -229,6 +233,8 @@ def unsir(
     repairs on a small sample of D_r; on the course's small training sets one
     epoch of such a sample is a handful of steps, which on an easily separated
     class (a digit) leaves part of it recognised, so the default is all of D_r.
+
+    Taught in notebook 08, section 2 (Bad Teaching and UNSIR).
     """
     check_fraction("retain_fraction", retain_fraction)
     check_counts(noise_count=noise_count, noise_steps=noise_steps, repair_epochs=repair_epochs, batch_size=batch_size)
