@@ -69,8 +69,8 @@ def nbgrader_role(cell) -> str | None:
 def exercises(notebook) -> list[Exercise]:
     """The exercises of a notebook (an ``nbformat`` node), in order.
 
-    A heading cell starts an exercise; the solution and grade cells that follow it, up to the next
-    heading or the next cell of the lesson, are its own.
+    A heading cell starts an exercise; the solution and grade cells that follow it, up to the next cell that
+    is neither (a cell of the lesson, or the next heading), are its own.
     """
     found: list[Exercise] = []
     cells = notebook.cells
@@ -84,7 +84,7 @@ def exercises(notebook) -> list[Exercise]:
         solutions, grades = [], []
         for j in range(i + 1, len(cells)):
             role = nbgrader_role(cells[j])
-            if role is None or (cells[j].cell_type == "markdown" and HEADING.search(cells[j].source)):
+            if role is None:
                 break
             (solutions if role == "solution" else grades).append(j)
         found.append(Exercise(number, level, title, i, tuple(solutions), tuple(grades)))
