@@ -15,8 +15,8 @@ help:
 	@echo "make course   run every notebook (default profile) -> $(BUILD)/notebooks, $(BUILD)/results.md"
 	@echo "              a subset: make course ONLY=03,05; another profile: UNLEARN_PROFILE=smoke make course"
 	@echo "make readme   write the run times of $(BUILD)/results.json into README.md's table, its results into RESULTS.md"
-	@echo "make test     lint, unit tests (in random order), every notebook under UNLEARN_PROFILE=smoke (nbval), the gpu-path test"
-	@echo "make test-gpu-path  only every notebook's code under the gpu profile on a fake CIFAR-10 (CPU, minutes)"
+	@echo "make test     lint, unit tests (in random order), every notebook under UNLEARN_PROFILE=smoke (nbval)"
+	@echo "make test-gpu-path  every notebook's code under the gpu profile on a fake CIFAR-10 (CPU, minutes; CI runs it)"
 	@echo "make test-digits    every notebook and its claims on the offline fallback, scikit-learn's digits"
 	@echo "make mutation      mutation testing (mutmut) of the measures, requests, batching, influence and unlearning,"
 	@echo "                   each module against its own tests; scores into RESULTS.md. Some: make mutation MODULES=mia"
@@ -44,7 +44,7 @@ lint: $(STAMP)
 test: $(STAMP)
 	@UNLEARN_PROFILE=smoke $(BIN)/python -m unlearnlib.session
 	@$(MAKE) --no-print-directory lint
-	UNLEARN_PROFILE=smoke $(PARALLEL) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
+	UNLEARN_PROFILE=smoke $(PARALLEL) $(BIN)/python -m pytest -m "not gpu_path" -n $(JOBS) --dist loadscope
 
 test-gpu-path: $(STAMP)
 	$(PARALLEL) $(BIN)/python -m pytest -m gpu_path tests/test_gpu_path.py -n $(JOBS) --dist loadscope

@@ -5,8 +5,8 @@ code cells run here under ``UNLEARN_PROFILE=gpu`` on a tiny fake CIFAR-10 writte
 format, with the profile's sizes and epochs shrunk by ``UNLEARN_OVERRIDES``, on the CPU. The cells tagged
 ``claim`` (the assertion cells) and the exercises' grade cells (their tests) are left out in this test
 only: random pixels teach nothing, so the claims cannot hold; what is checked is that shapes, channels,
-augmentation and the network never crash. ``make test`` runs it with the rest, one notebook per process;
-``make test-gpu-path`` runs it alone (marker ``gpu_path``).
+augmentation and the network never crash. ``make test-gpu-path`` runs it (marker ``gpu_path``), one notebook
+per process, and CI runs that after ``make test``, which leaves it out to stay within its time budget.
 """
 
 from __future__ import annotations
