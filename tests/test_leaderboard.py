@@ -68,6 +68,13 @@ def test_a_sweep_has_one_row_per_combination_led_by_its_values(tiny):
     assert set(trial.outputs) == set(rows.index)
     with pytest.raises(ValueError, match="at least one value"):
         trial.sweep("finetune", {"epochs": []})
+    listed = trial.sweep(
+        "finetune", [{"epochs": 2, "lr": 0.1}, {"epochs": 1, "lr": 0.01}], progress=False, batch_size=32
+    )
+    assert list(listed.index) == ["finetune epochs=2 lr=0.1", "finetune epochs=1 lr=0.01"], "the settings as listed"
+    assert listed["epochs"].tolist() == [2, 1] and listed["lr"].tolist() == [0.1, 0.01]
+    same = rows.loc["finetune epochs=2 lr=0.1"].drop("seconds")
+    assert listed.loc["finetune epochs=2 lr=0.1"].drop("seconds").equals(same), "a listed setting is that run"
     with pytest.raises(ValueError, match="pbu unlearns class requests, not a .random. request"):
         Trial(setup.recipe, digits, random_forget(len(digits.train), count=30), progress=False).run("pbu")
 
@@ -192,6 +199,16 @@ def test_a_sweep_checks_its_grid_before_running():
         trial.sweep("finetune", {"epoch": [1, 2]})
     with pytest.raises(TypeError, match=r"grid\['lr'\] must be a list of values, got 0.1"):
         trial.sweep("finetune", {"lr": 0.1})
+    with pytest.raises(TypeError, match="finetune has no hyperparameter epoch"):
+        trial.sweep("finetune", [{"epoch": 2}])
+    with pytest.raises(ValueError, match=r"the same hyperparameters in the same order: \['epochs', 'lr'\] then \['lr'"):
+        trial.sweep("finetune", [{"epochs": 1, "lr": 0.1}, {"lr": 0.1, "epochs": 2}])
+    with pytest.raises(ValueError, match="lr both swept and fixed"):
+        trial.sweep("finetune", [{"lr": 0.1}], lr=0.2)
+    with pytest.raises(ValueError, match="the list of settings is empty"):
+        trial.sweep("finetune", [])
+    with pytest.raises(TypeError, match="each listed setting must be a non-empty dict"):
+        trial.sweep("finetune", [{"lr": 0.1}, 0.2])
 
 
 def test_the_table_writes_each_measure_with_a_spread_as_mean_plus_or_minus_std():

@@ -98,29 +98,59 @@ class Trial:
             name=name,
         )
 
-    def sweep(self, method: str | Method, grid: dict[str, Sequence], *, progress: bool = True, **fixed) -> pd.DataFrame:
+    def sweep(
+        self,
+        method: str | Method,
+        grid: dict[str, Sequence] | Sequence[dict],
+        *,
+        progress: bool = True,
+        **fixed,
+    ) -> pd.DataFrame:
         """:meth:`run` at every combination of ``grid``'s values (with ``fixed`` besides).
 
-        One row per combination, led by the swept values and named after them,
-        for example ``"finetune lr=0.1 epochs=5"``.
+        ``grid`` maps each hyperparameter to its values, and every combination is run;
+        or it lists the settings to run, each a dict (when the settings are not a
+        product, as in a paper's table).  One row per setting, led by its values and
+        named after them, for example ``"finetune lr=0.1 epochs=5"``.
         """
-        if not isinstance(grid, dict):
-            raise TypeError(f"grid must be a dict of hyperparameter -> list of values, got {type(grid).__name__}")
+        settings = _settings(grid)
+        method = get(method) if isinstance(method, str) else method
+        for chosen in settings:
+            overlap = set(chosen) & set(fixed)
+            if overlap:
+                raise ValueError(f"{', '.join(sorted(overlap))} both swept and fixed: give each in one place")
+            method.check_hyperparameters({**fixed, **chosen})  # before the first run, so that a typo costs no run
+        rows = []
+        for chosen in tqdm(settings, desc=f"{method.name} sweep", disable=not progress):
+            label = " ".join([method.name, *(f"{key}={value}" for key, value in chosen.items())])
+            row = self.run(method, name=label, progress=False, **fixed, **chosen)
+            rows.append(pd.concat([pd.Series(chosen), row]).rename(label))
+        return pd.DataFrame(rows)
+
+
+def _settings(grid: dict[str, Sequence] | Sequence[dict]) -> list[dict]:
+    """The settings a sweep runs: every combination of a dict of values, or a list of settings as given."""
+    if isinstance(grid, dict):
         for key, values in grid.items():
             if isinstance(values, str) or not isinstance(values, Sequence):
                 raise TypeError(f"grid[{key!r}] must be a list of values, got {values!r:.60}")
         if not grid or any(len(values) == 0 for values in grid.values()):
             raise ValueError("the grid needs at least one value for each hyperparameter it names")
-        method = get(method) if isinstance(method, str) else method
-        overlap = set(grid) & set(fixed)
-        if overlap:
-            raise ValueError(f"{', '.join(sorted(overlap))} both swept and fixed: give each in one place")
-        method.check_hyperparameters({**fixed, **grid})  # before the first run, so that a typo costs no run
-        rows = []
-        combinations = list(itertools.product(*grid.values()))
-        for values in tqdm(combinations, desc=f"{method.name} sweep", disable=not progress):
-            chosen = dict(zip(grid, values))
-            label = " ".join([method.name, *(f"{key}={value}" for key, value in chosen.items())])
-            row = self.run(method, name=label, progress=False, **fixed, **chosen)
-            rows.append(pd.concat([pd.Series(chosen), row]).rename(label))
-        return pd.DataFrame(rows)
+        return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    if isinstance(grid, str) or not isinstance(grid, Sequence):
+        raise TypeError(
+            f"grid must be a dict of hyperparameter -> list of values, or a list of settings, got {grid!r:.60}"
+        )
+    if not grid:
+        raise ValueError("the list of settings is empty")
+    for setting in grid:
+        if not isinstance(setting, dict) or not setting:
+            raise TypeError(
+                f"each listed setting must be a non-empty dict of hyperparameter -> value, got {setting!r:.60}"
+            )
+        if list(setting) != list(grid[0]):
+            raise ValueError(
+                f"every listed setting must name the same hyperparameters in the same order: {list(grid[0])} "
+                f"then {list(setting)}"
+            )
+    return [dict(setting) for setting in grid]
