@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -120,6 +122,95 @@ def test_bad_poisoning_requests_are_refused_with_a_clear_message():
         poison(data, 5, target=0, trigger=Trigger(9))
 
 
+CHECKERBOARD = torch.tensor([[255, 0, 255], [0, 255, 0], [255, 0, 255]], dtype=torch.uint8)
+
+
+def test_each_source_class_can_carry_its_own_trigger_in_its_own_corner():
+    data = synthetic(n_per_class=20, classes=3)
+    corners = {0: Trigger(3, "bottom-right"), "c1": Trigger(3, "top-left")}
+    result = poison(data, 6, target={0: 1, 1: 0}, share={0: 1, 1: 1}, trigger=corners, seed=2)
+    assert result.trigger == {0: Trigger(3, "bottom-right"), 1: Trigger(3, "top-left")}, "keys become indices"
+    images = result.data.train.images
+    from_0, from_1 = result.indices[result.sources == 0], result.indices[result.sources == 1]
+    assert len(from_0) == len(from_1) == 3
+    assert (images[from_0, 0, 5:, 5:] == CHECKERBOARD).all() and (images[from_0, 0, :3, :3] == 0).all()
+    assert (images[from_1, 0, :3, :3] == CHECKERBOARD).all() and (images[from_1, 0, 5:, 5:] == 0).all()
+    assert torch.equal(images[result.clean], data.train.images[result.clean]), "clean images are untouched"
+    assert "3x3 bottom-right on c0, 3x3 top-left on c1" in result.describe()
+
+
+def test_a_two_corner_backdoor_is_tested_with_each_classs_own_patch():
+    data = synthetic(n_per_class=4, classes=3)
+    result = poison(data, 2, target={0: 1, 1: 0}, trigger={0: Trigger(3, "bottom-right"), 1: Trigger(3, "top-left")})
+    test = result.triggered(data.test)
+    labels = data.test.labels
+    assert torch.equal(test.labels, labels)
+    assert (test.images[labels == 0][:, 0, 5:, 5:] == CHECKERBOARD).all()
+    assert (test.images[labels == 0][:, 0, :3, :3] == 0).all()
+    assert (test.images[labels == 1][:, 0, :3, :3] == CHECKERBOARD).all()
+    assert (test.images[labels == 1][:, 0, 5:, 5:] == 0).all()
+    assert torch.equal(test.images[labels == 2], data.test.images[labels == 2]), "an unattacked class: no patch"
+    assert result.trigger_for(1) == Trigger(3, "top-left")
+    moved = dataclasses.replace(result, trigger=Trigger(3, "top-right"))
+    assert (moved.triggered(data.test).images[:, 0, :3, 5:] == CHECKERBOARD).all(), "one trigger: every image"
+    assert corrective.scores(ReadsTheCorner(data), data, result, minority=1)["attack_success"] == 0.0
+
+
+def test_each_direction_of_a_two_class_backdoor_gets_its_own_attack_success():
+    data = synthetic(n_per_class=10, classes=2)
+    both_ways = poison(data, 4, target={0: 1, 1: 0})
+    says_0 = corrective.scores(AlwaysSays(0, classes=2), data, both_ways, minority=1)
+    assert says_0["attack_success"] == 0.5
+    assert says_0["into_minority_attack_success"] == 0.0, "majority images (0) sent to the minority (1): none"
+    assert says_0["into_majority_attack_success"] == 1.0, "minority images (1) sent to the majority (0): all"
+    one_way = corrective.scores(AlwaysSays(1, classes=2), data, poison(data, 2, target={1: 0}), minority=1)
+    assert one_way["into_majority_attack_success"] == 0.0 and "into_minority_attack_success" not in one_way
+
+
+def test_a_trigger_map_that_is_not_one_trigger_per_source_class_is_refused():
+    data = synthetic(n_per_class=20, classes=3)
+    both = {0: 1, 1: 0}
+    with pytest.raises(ValueError, match="unknown class 'cat'"):
+        poison(data, 4, target=both, trigger={0: Trigger(), "cat": Trigger()})
+    with pytest.raises(TypeError, match=r"trigger\['c1'\] must be a Trigger, got str"):
+        poison(data, 4, target=both, trigger={0: Trigger(), "c1": "top-left"})
+    with pytest.raises(TypeError, match="trigger must be a Trigger or a dict of class -> Trigger, got str"):
+        poison(data, 4, target=both, trigger="top-left")
+    with pytest.raises(ValueError, match=r"missing for \['c1'\], not a source: \[\]"):
+        poison(data, 4, target=both, trigger={0: Trigger()})
+    with pytest.raises(ValueError, match=r"not a source: \['c2'\]"):
+        poison(data, 4, target=both, trigger={0: Trigger(), 1: Trigger(), 2: Trigger()})
+    with pytest.raises(ValueError, match="names class 'c0' twice"):
+        poison(data, 4, target=both, trigger={0: Trigger(), "c0": Trigger(), 1: Trigger()})
+    with pytest.raises(ValueError, match="empty dict"):
+        poison(data, 4, target=both, trigger={})
+    one_way = poison(data, 4, target={0: 1}, trigger={0: Trigger()})
+    with pytest.raises(ValueError, match="no Trigger for the attacked classes"):
+        dataclasses.replace(one_way, targets={0: 1, 1: 0})
+
+
+def test_the_backdoored_pair_gives_each_direction_its_own_corner_and_drops_one_without_poisons(digits):
+    options = dict(minority="8", ratio=0.5, poisons=10, n_majority=100)
+    corners = {"8": Trigger(3, "bottom-right"), "3": Trigger(3, "top-left")}
+    mixed = corrective.backdoored_pair(digits, ("3", "8"), minority_share=0.3, trigger=corners, **options)
+    assert mixed.trigger == {0: Trigger(3, "top-left"), 1: Trigger(3, "bottom-right")}
+    images = mixed.data.train.images
+    assert (images[mixed.indices[mixed.sources == 1], 0, -3:, -3:] == CHECKERBOARD).all(), "eights: bottom-right"
+    assert (images[mixed.indices[mixed.sources == 0], 0, :3, :3] == CHECKERBOARD).all(), "threes: top-left"
+    into_minority = corrective.backdoored_pair(digits, ("3", "8"), minority_share=1.0, trigger=corners, **options)
+    assert into_minority.targets == {0: 1} and into_minority.trigger == {0: Trigger(3, "top-left")}
+    with pytest.raises(ValueError, match="'5' is not one of the pair"):
+        corrective.backdoored_pair(digits, ("3", "8"), minority_share=0.5, trigger={"5": Trigger()}, **options)
+    with pytest.raises(ValueError, match="needs a Trigger for each class of the pair"):
+        corrective.backdoored_pair(digits, ("3", "8"), minority_share=0.5, trigger={"8": Trigger()}, **options)
+    with pytest.raises(TypeError, match="got list"):
+        corrective.backdoored_pair(digits, ("3", "8"), minority_share=0.5, trigger=[Trigger()], **options)
+
+
+def test_the_cat_is_the_minority_on_cifar10_as_in_the_source():
+    assert corrective.SIMILAR_CLASSES["cifar10"] == ("dog", "cat")
+
+
 def test_a_class_pair_subsamples_the_minority_keeps_the_test_set_balanced_and_nests(digits):
     pairs = {r: class_pair(digits, ("3", "8"), minority="8", ratio=r, n_majority=100, seed=0) for r in (0.2, 0.7, 1.0)}
     for ratio, pair in pairs.items():
@@ -157,6 +248,8 @@ def test_attack_success_is_0_for_a_model_that_ignores_the_trigger_and_1_for_one_
     assert always["minority_accuracy"] == 0.0
     both_ways = poison(data, 10, target={0: 1, 1: 0})
     assert corrective.scores(AlwaysSays(1), data, both_ways, minority=1)["attack_success"] == 0.5
+    no_minority = corrective.scores(AlwaysSays(2), data, poisoning, minority=None)
+    assert no_minority == {"test_accuracy": pytest.approx(1 / 3), "attack_success": 1.0}, "no minority, no column"
 
 
 ROW_START = ("forget_accuracy", "unlearn_accuracy", "retain_accuracy", "test_accuracy", "mia_unlearned")
@@ -184,6 +277,8 @@ def test_the_threat_is_a_one_way_backdoor_into_the_minority_class(repair):
 
 def test_retraining_without_every_poison_brings_attack_success_down_to_the_clean_models(repair):
     poisoned, clean = repair.do_nothing(), repair.clean_model()
+    assert poisoned["into_minority_attack_success"] == poisoned["attack_success"], "the one direction attacked"
+    assert "into_majority_attack_success" not in poisoned.index
     assert poisoned["attack_success"] > 0.8 > clean["attack_success"] + 0.5, "the backdoor was learned"
     full = repair.run("retrain", corrective_forget(repair.poisoning.indices, len(repair.data.train)))
     assert full["poisons_deleted"] == 20 and full["clean_deleted"] == 0 and full["found"] == 1.0
@@ -204,6 +299,18 @@ def test_a_repair_names_its_row_and_counts_what_it_deleted(repair):
     assert list(row.index[-4:]) == ["deleted", "poisons_deleted", "clean_deleted", "found"]
     with pytest.raises(ValueError, match="training split of 10 examples"):
         repair.run("finetune", corrective_forget(torch.arange(3), 10))
+
+
+def test_a_repair_row_without_judging_holds_only_the_scores_the_time_and_the_counts(repair):
+    request = corrective_forget(repair.poisoning.indices, len(repair.data.train), found=0.5, clean_fraction=0.5)
+    judged = repair.run("cf_k", request, name="CF-1", k=1, epochs=1)
+    quick = repair.run("cf_k", request, name="CF-1", k=1, epochs=1, judge=False)
+    assert quick.name == "CF-1"
+    expected = [*corrective.SCORES, corrective.DIRECTIONS[0], "seconds", "deleted", "poisons_deleted"]
+    assert list(quick.index) == [*expected, "clean_deleted", "found"]
+    assert quick.to_dict() == judged[quick.index].to_dict(), "the same values as the judged row's"
+    with pytest.raises(TypeError, match="judge must be True or False"):
+        repair.run("cf_k", request, judge="no")
 
 
 def test_the_backdoored_pair_places_the_poisons_as_asked(digits):

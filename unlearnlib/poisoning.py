@@ -2,19 +2,20 @@
 
 :func:`class_pair` makes a two-class task from a dataset, the minority class
 subsampled; :func:`poison` plants a backdoor (a :class:`Trigger` stamped on some
-training images, whose labels are swapped) and returns a :class:`Poisoning` that
+training images, one for all or one per source class, whose labels are swapped) and returns a :class:`Poisoning` that
 knows which examples it poisoned.  Both return new data and leave their source alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
 from . import validate
-from .imagedata import ImageData, Split, class_positions, complement, spread
+from .imagedata import DatasetInfo, ImageData, Split, class_positions, complement, spread
 
 
 def class_pair(
@@ -126,6 +127,25 @@ class Trigger:
         return stamped
 
 
+def _triggers_by_class(trigger: object, info: DatasetInfo) -> Trigger | dict[int, Trigger]:
+    """``trigger`` as :func:`poison` takes it (one :class:`Trigger`, or a map class -> Trigger), keys as indices."""
+    if isinstance(trigger, Trigger):
+        return trigger
+    if not isinstance(trigger, Mapping):
+        raise TypeError(f"trigger must be a Trigger or a dict of class -> Trigger, got {type(trigger).__name__}")
+    triggers = {}
+    for cls, one in trigger.items():
+        if not isinstance(one, Trigger):
+            raise TypeError(f"trigger[{cls!r}] must be a Trigger, got {type(one).__name__}")
+        index = info.class_index(cls, "a trigger's class")
+        if index in triggers:
+            raise ValueError(f"trigger names class {info.classes[index]!r} twice")
+        triggers[index] = one
+    if not triggers:
+        raise ValueError("trigger is an empty dict: give a Trigger for each source class of the backdoor")
+    return dict(sorted(triggers.items()))
+
+
 @dataclass(frozen=True)
 class Poisoning:
     """Training data with backdoor poisons: the poisoned data, which examples were poisoned, and the backdoor."""
@@ -138,7 +158,27 @@ class Poisoning:
     """The true class of each poisoned example, in the order of ``indices``."""
     targets: dict[int, int]
     """The backdoor: for each attacked class, the class its triggered images are to be classified as."""
-    trigger: Trigger
+    trigger: Trigger | dict[int, Trigger]
+    """The patch: one :class:`Trigger` for every attacked class, or a map from each attacked class (by
+    index) to its own, so that each direction of the backdoor has its own patch."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.trigger, Trigger):
+            return
+        triggers = _triggers_by_class(self.trigger, self.data.info)
+        missing = [self.data.info.classes[c] for c in self.targets if c not in triggers]
+        if missing:
+            raise ValueError(f"the trigger map has no Trigger for the attacked classes {missing}")
+        object.__setattr__(self, "trigger", triggers)
+
+    def trigger_for(self, cls: int) -> Trigger:
+        """The trigger that images of class ``cls`` (an attacked class, by index) carry."""
+        if isinstance(self.trigger, Trigger):
+            return self.trigger
+        if cls not in self.trigger:
+            names = [self.data.info.classes[c] for c in self.trigger]
+            raise ValueError(f"class {cls} has no trigger of its own; the classes that have one: {names}")
+        return self.trigger[cls]
 
     @property
     def clean(self) -> torch.Tensor:
@@ -146,17 +186,33 @@ class Poisoning:
         return complement(self.indices, len(self.data.train))
 
     def triggered(self, split: Split) -> Split:
-        """``split`` with the trigger on every image and the true labels, on which attack success is measured."""
-        return Split(self.trigger.stamp(split.images), split.labels)
+        """``split`` triggered, with its true labels: the images on which attack success is measured.
+
+        With one trigger, every image carries it.  With a map class -> trigger,
+        each image carries the trigger of its own (true) class, so that each
+        direction of the backdoor is tested with its own patch; images of a class
+        with no trigger of its own are left as they are (attack success skips them).
+        """
+        if isinstance(self.trigger, Trigger):
+            return Split(self.trigger.stamp(split.images), split.labels)
+        images = split.images.clone()
+        for cls, trigger in self.trigger.items():
+            members = (split.labels == cls).nonzero().squeeze(1)
+            if len(members):
+                images[members] = trigger.stamp(images[members])
+        return Split(images, split.labels)
 
     def describe(self) -> str:
         counts = torch.bincount(self.sources, minlength=self.data.info.num_classes)
         names = self.data.info.classes
         spread = ", ".join(f"{int(counts[c])} {names[c]} -> {names[t]}" for c, t in self.targets.items())
-        return (
-            f"{len(self.indices)} of {len(self.data.train)} training images poisoned with a "
-            f"{self.trigger.size}x{self.trigger.size} {self.trigger.corner} trigger: {spread}"
-        )
+        if isinstance(self.trigger, Trigger):
+            patch = f"a {self.trigger.size}x{self.trigger.size} {self.trigger.corner} trigger"
+        else:
+            patch = "triggers " + ", ".join(
+                f"{t.size}x{t.size} {t.corner} on {names[c]}" for c, t in self.trigger.items()
+            )
+        return f"{len(self.indices)} of {len(self.data.train)} training images poisoned with {patch}: {spread}"
 
 
 def poison(
@@ -165,7 +221,7 @@ def poison(
     target: int | str | dict[int | str, int | str],
     *,
     share: dict[int | str, float] | None = None,
-    trigger: Trigger | None = None,
+    trigger: Trigger | Mapping[int | str, Trigger] | None = None,
     seed: int = 0,
 ) -> Poisoning:
     """Plant a backdoor: ``count`` training images get ``trigger`` stamped on them and their label swapped.
@@ -175,12 +231,15 @@ def poison(
     of a two-class task).  ``share`` spreads the poisons over the source classes in a
     chosen ratio (weights, normalised; classes left out get none); by default in
     proportion to each source class's size.  The poisoned images are a seeded
-    random choice within each class.  The trigger is a 3x3 patch in the bottom-right corner unless given.
+    random choice within each class.  ``trigger`` is one :class:`Trigger` for every
+    poison (a 3x3 patch in the bottom-right corner unless given), or a map from each
+    source class (name or index) to its own, so that each direction of the backdoor
+    has its own patch: every source class needs one, and no other class may have one.
 
     Taught in notebook 10, section 1 (The threat: a backdoor in a two-class task).
     """
-    trigger = trigger or Trigger()
     info = data.info
+    trigger = Trigger() if trigger is None else _triggers_by_class(trigger, info)
     if isinstance(target, dict):
         targets = {info.class_index(s): info.class_index(t) for s, t in target.items()}
     else:
@@ -188,6 +247,14 @@ def poison(
         targets = {c: aim for c in range(info.num_classes) if c != aim}
     if not targets or any(s == t for s, t in targets.items()):
         raise ValueError(f"each source class needs a different target class, got {target!r}")
+    if isinstance(trigger, dict):
+        missing = [info.classes[c] for c in targets if c not in trigger]
+        extra = [info.classes[c] for c in trigger if c not in targets]
+        if missing or extra:
+            raise ValueError(
+                "the trigger map needs one Trigger for each source class of the backdoor and no other: "
+                f"missing for {missing}, not a source: {extra}"
+            )
     labels = data.train.labels.cpu()
     count = validate.integer("count", count, minimum=1)
     seed = validate.seed("seed", seed)
@@ -216,10 +283,12 @@ def poison(
     new_labels = labels.clone()
     new_labels[indices] = torch.tensor([targets[int(s)] for s in sources], dtype=torch.long)
     images = data.train.images.clone()
-    on_device = indices.to(images.device)
-    images[on_device] = trigger.stamp(images[on_device])
+    if isinstance(trigger, Trigger):
+        groups = [(trigger, indices)]
+    else:  # each source class's poisons carry its own patch
+        groups = [(trigger[source], indices[sources == source]) for source in targets]
+    for patch, positions in groups:
+        on_device = positions.to(images.device)
+        images[on_device] = patch.stamp(images[on_device])
     train = Split(images, new_labels.to(data.device))
     return Poisoning(dataclasses.replace(data, train=train), indices, sources, targets, trigger)
-
-
-# --------------------------------------------------------------------------- reading files
