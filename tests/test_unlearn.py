@@ -254,6 +254,47 @@ def test_adversarial_regularisation_takes_its_unseen_examples_from_the_validatio
     assert any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
+def test_adversarial_regularisation_refuses_an_unknown_optimizer_before_any_work(noisy, monkeypatch):
+    data, request, original, _ = noisy
+    assert unlearn.get("adversarial").hyperparameters()["optimizer"] == "sgd"
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the method started work before checking its optimizer")
+
+    monkeypatch.setattr("unlearnlib.unlearn.adversarial_regularisation.working_copy", no_work)
+    for wrong in ("rmsprop", "Adam", None):
+        with pytest.raises(ValueError, match=r"^unknown optimizer .* for the model; choose one of sgd, adam$"):
+            unlearn.adversarial(original, request, data, optimizer=wrong, epochs=1, **FAST)
+
+
+def test_adversarial_regularisation_on_adam_is_its_own_run_and_reproducible(noisy):
+    data, request, original, _ = noisy
+    runs = [
+        unlearn.adversarial(original, request, data, optimizer=optimizer, lr=4e-3, epochs=1, **FAST)
+        for optimizer in ("adam", "adam", "sgd")
+    ]
+    adam, again, sgd = (list(run.state_dict().values()) for run in runs)
+    assert all(torch.equal(x, y) for x, y in zip(adam, again)), "the same seed gives the same weights"
+    assert any(not torch.equal(x, y) for x, y in zip(adam, sgd)), "Adam is not SGD"
+
+
+def test_the_first_adam_step_of_adversarial_regularisation_moves_every_weight_by_the_learning_rate(noisy):
+    """A known answer: AdamW's first step moves a weight w by lr·wd·w (the decay) plus lr·g/(|g| + 1e-8), i.e. by
+    the learning rate itself wherever the gradient g is not tiny (and not at all where g is 0, as behind a dead
+    ReLU); SGD's moves are sized by g."""
+    data, request, original, _ = noisy
+    lr, decay = 1e-2, 5e-4
+    one_step = {"epochs": 1, "batch_size": len(request.retain), "progress": False}  # D_r in one batch: one step
+    before = [p.detach().clone() for p in original.parameters()]
+    for optimizer in ("adam", "sgd"):
+        after = list(unlearn.adversarial(original, request, data, optimizer=optimizer, lr=lr, **one_step).parameters())
+        moves = torch.cat([(a.detach() - b * (1 - lr * decay)).abs().flatten() for a, b in zip(after, before)])
+        moved = moves[moves > 0]
+        by_lr = ((moved - lr).abs() < 1e-3 * lr).float().mean().item()
+        assert len(moved) > 10_000, f"{optimizer}: only {len(moved)} weights moved"
+        assert by_lr > 0.99 if optimizer == "adam" else by_lr < 0.01, f"{optimizer}: {by_lr:.3f} moved by lr"
+
+
 def test_eu_k_redraws_exactly_the_last_k_blocks_and_cf_k_moves_only_them(noisy):
     data, request, original, _ = noisy
     parts = [name for name, _ in blocks(original)]

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..checkpoints import TrainedModel
 from ..forget import ForgetRequest
 from ..imagedata import ImageData
-from ..train import Stepper
+from ..train import OPTIMIZERS, Stepper
 from ..validate import check_counts, check_fraction, check_positive
 from ..validate import seed as check_seed
 from .networks import frozen_copy, working_copy
@@ -53,6 +53,7 @@ def adversarial(
     *,
     hidden: int = 64,
     lr: float = 0.02,
+    optimizer: str = "sgd",
     discriminator_lr: float = 0.01,
     weight: float = 5.0,
     temperature: float = 2.0,
@@ -68,9 +69,15 @@ def adversarial(
 
     1. the discriminator D (``hidden`` units, Adam at ``discriminator_lr``) takes a
        step on binary cross-entropy, forget outputs labelled 1, unseen ones 0;
-    2. the model (SGD at ``lr``) takes a step on
+    2. the model (``optimizer`` at ``lr``, annealed along a cosine) takes a step on
        KL(original ‖ model) on D_r at ``temperature``  +  ``weight`` · BCE(D(model on D_f), 0),
        i.e. it distils the original on D_r while making D_f look unseen to D.
+
+    ``optimizer`` is the model's: ``"sgd"`` (Nesterov momentum 0.9, the default) or
+    ``"adam"`` (AdamW), both with weight decay 5e-4 (:class:`~unlearnlib.train.Stepper`).
+    Adam is there for the source material's grid, whose learning rates (4e-5 to 4e-3)
+    are Adam's: SGD at such rates hardly moves a network.  The discriminator is on
+    Adam at ``discriminator_lr`` whatever the model's optimiser.
 
     D_u is a seeded ``unseen_fraction`` of the validation split (``data.validation``),
     never the test set, on which the method is judged.
@@ -81,6 +88,8 @@ def adversarial(
     check_positive(lr=lr, discriminator_lr=discriminator_lr, weight=weight, temperature=temperature)
     check_fraction("unseen_fraction", unseen_fraction)
     check_seed("seed", seed)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r} for the model; choose one of {', '.join(OPTIMIZERS)}")
     validation = data.unseen("adversarial regularisation")
     device = data.device
     unlearned = working_copy(model).train()
@@ -91,7 +100,13 @@ def adversarial(
     retain = data.train.subset(request.retain)
     steps_per_epoch = batches_per_epoch(len(retain), batch_size)
     stepper = Stepper(
-        unlearned.parameters(), device, steps=steps_per_epoch * epochs, epochs=epochs, lr=lr, schedule="cosine"
+        unlearned.parameters(),
+        device,
+        steps=steps_per_epoch * epochs,
+        epochs=epochs,
+        lr=lr,
+        optimizer=optimizer,
+        schedule="cosine",
     )
     d_stepper = Stepper(
         discriminator.parameters(),
