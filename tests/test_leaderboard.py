@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from unlearnlib import datasets, leaderboard, profiles
+from unlearnlib import datasets, leaderboard, population, profiles
 from unlearnlib.checkpoints import get_or_train
 from unlearnlib.corrective import Repair
 from unlearnlib.forget import class_forget, random_forget
@@ -137,6 +137,8 @@ def test_markdown_rounds_numbers_and_marks_missing_ones():
         (["--dataset", "svhn"], "argument --dataset: invalid choice: 'svhn'"),
         (["--repeats", "0"], "argument --repeats: must be at least 1, got 0"),
         (["--repeats", "three"], "argument --repeats: must be a whole number, got .three."),
+        (["--n", "2"], "argument --n: must be at least 3, got 2"),
+        (["--engine", "slurm"], "argument --engine: invalid choice: 'slurm'"),
         (
             ["--profile", "smoke", "--dataset", "digits", "--methods", "finetune, eu_k", "--out", "FILE"],
             "--out .* is a file",
@@ -169,6 +171,31 @@ def test_a_bad_environment_is_a_one_line_error_too(variable, value, message, cap
     with pytest.raises(SystemExit) as exit_info:
         leaderboard.main(["--dataset", "digits"])
     assert exit_info.value.code == 2 and re.search(message, capsys.readouterr().err.strip().splitlines()[-1])
+
+
+def test_n_and_a_ray_engine_make_the_population_first_then_the_table_reads_it(capsys, monkeypatch, isolated_root):
+    calls = []
+
+    def fill(setup, requests, names, *, n, **options):
+        calls.append(("fill", n, len(requests), names, options["engine"], options["gpus_per_model"]))
+        return population.Report((), 1.0, options["engine"])
+
+    def run(setup, data, names, repeats):
+        calls.append(("run", setup.profile.n_models, names, repeats))
+        return pd.DataFrame([dict.fromkeys(leaderboard.COLUMNS, 0.5) | {"request": "random 20%", "method": "original"}])
+
+    monkeypatch.setattr(population, "fill", fill)
+    monkeypatch.setattr(leaderboard, "run", run)
+    argv = ["--profile", "smoke", "--dataset", "digits", "--methods", "finetune", "--n", "8", "--repeats", "2"]
+    leaderboard.main([*argv, "--engine", "ray", "--gpus-per-model", "0.25"])
+    assert calls == [("fill", 8, 4, ["finetune"], "ray", 0.25), ("run", 8, ["finetune"], 2)]
+    assert (
+        "8 models per method" in capsys.readouterr().out
+        and "--repeats 2 --n 8 --engine ray" in (isolated_root / "build" / "leaderboard.md").read_text()
+    )
+    calls.clear()
+    leaderboard.main(argv)
+    assert calls == [("run", 8, ["finetune"], 2)], "the local engine leaves the models to the trials"
 
 
 def test_the_help_lists_profiles_datasets_and_methods(capsys):

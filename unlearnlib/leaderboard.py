@@ -1,6 +1,7 @@
 """Every registered unlearning method on the same requests, judged by the same measures, in one table.
 
     python -m unlearnlib.leaderboard [--profile cpu] [--methods finetune,eu_k] [--repeats 3] [--out build]
+                                     [--n 16] [--engine ray]
 
 For each request (a random 20% of the training set, and the whole of class 0,
 the requests of notebook 03) the table starts with the original models' own
@@ -13,19 +14,24 @@ single models reads mean ± std over the N models; with ``--repeats K`` each kin
 of request is drawn K times and every measure, forgetting quality included, reads
 mean ± std over the K requests.  The table goes to ``build/leaderboard.csv`` and
 ``build/leaderboard.md``.
+
+``--n`` sets N, the models a side (the profile's by default); with ``--engine ray``
+every model is first made in parallel as a :mod:`~unlearnlib.population` (on the
+cores or GPUs here, or a Ray cluster), and the table is then read from the cache.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import cli, config, metrics, profiles, session, validate
+from . import cli, config, metrics, population, profiles, session, validate
 from .datasets import DATASETS, DatasetUnavailable
 from .forget import ForgetRequest, standard_requests
 from .imagedata import ImageData
@@ -209,25 +215,38 @@ def main(argv: list[str] | None = None) -> None:
         metavar="K",
         help="draw each kind of request K times (random seeds, classes 0..K-1) and report mean ± std over them",
     )
+    parser.add_argument(
+        "--n", type=cli.whole_number(3), default=None, metavar="N", help="models a side (default: the profile's)"
+    )
+    population.add_engine_arguments(parser)
     parser.add_argument("--out", type=Path, default=None, help="where the table goes (default: build/ in the course)")
     args = parser.parse_args(argv)
     try:
         setup = session.start(args.profile, args.dataset)
+        if args.n is not None:
+            setup = replace(setup, profile=setup.profile.adjusted(n_models=args.n))
+        population.check_engine(args.engine)
         out = config.check_writable_folder(
             args.out or config.build_dir(), "--out", "give a folder you can write to" if args.out else None
         )
         data = setup.load_data()
-    except (ValueError, DatasetUnavailable) as err:
+    except (ValueError, DatasetUnavailable, population.EngineUnavailable) as err:
         parser.error(str(err))
     names = args.methods
     start = time.perf_counter()
+    if args.engine != "local":  # make every model in parallel first; the table then reads them from the cache
+        requests = [r for group in _standard_groups(data, args.repeats).values() for r in group]
+        chosen = names if names is not None else [m.name for m in methods()]
+        made = population.fill(setup, requests, chosen, n=setup.profile.n_models, **population.engine_options(args))
+        print(made.summary())
     rows = run(setup, data, names, repeats=args.repeats)
     repeated = f", {args.repeats} requests of each kind" if args.repeats > 1 else ""
+    given = [("repeats", args.repeats, 1), ("n", args.n, None), ("engine", args.engine, "local")]
+    options = "".join(f" --{flag} {value}" for flag, value, default in given if value != default)
     header = (
         f"Profile {setup.profile.name}, {data.info.name}, {setup.profile.n_models} models per method"
         f"{repeated}; "
-        f"made by `python -m unlearnlib.leaderboard --profile {setup.profile.name}"
-        f"{f' --repeats {args.repeats}' if args.repeats > 1 else ''}` "
+        f"made by `python -m unlearnlib.leaderboard --profile {setup.profile.name}{options}` "
         f"in {time.perf_counter() - start:.0f} s."
     )
     csv_path, md_path = save(rows, out, header)
