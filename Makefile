@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed
 BUILD  := build
 # Tests run in JOBS processes (pytest-xdist; a notebook stays in one), one thread each: on small models that
 # uses the cores better than one process with several threads. The checkpoint cache's locks make sharing safe.
+# The slowest files go first (conftest.py's longest_first), in that order (--no-loadscope-reorder).
 JOBS     ?= auto
 PARALLEL := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
@@ -44,13 +45,15 @@ lint: $(STAMP)
 test: $(STAMP)
 	@UNLEARN_PROFILE=smoke $(BIN)/python -m unlearnlib.session
 	@$(MAKE) --no-print-directory lint
-	UNLEARN_PROFILE=smoke $(PARALLEL) $(BIN)/python -m pytest -m "not gpu_path" -n $(JOBS) --dist loadscope
+	UNLEARN_PROFILE=smoke $(PARALLEL) $(BIN)/python -m pytest -m "not gpu_path" -n $(JOBS) --dist loadscope \
+	    --no-loadscope-reorder
 
 test-gpu-path: $(STAMP)
 	$(PARALLEL) $(BIN)/python -m pytest -m gpu_path tests/test_gpu_path.py -n $(JOBS) --dist loadscope
 
 test-digits: $(STAMP)
-	UNLEARN_PROFILE=smoke UNLEARN_DATASET=digits $(PARALLEL) $(BIN)/python -m pytest notebooks -n $(JOBS) --dist loadscope
+	UNLEARN_PROFILE=smoke UNLEARN_DATASET=digits $(PARALLEL) $(BIN)/python -m pytest notebooks -n $(JOBS) \
+	    --dist loadscope --no-loadscope-reorder
 
 # Every module (its scores then go into RESULTS.md), or some: make mutation MODULES=forget,mia (printed only).
 mutation: $(STAMP)

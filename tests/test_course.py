@@ -300,3 +300,43 @@ def test_a_notebook_runs_over_unix_sockets_without_a_network_warning(tmp_path, c
     assert outcome.status == course.PASSED
     assert "over TCP" not in capfd.readouterr().err, "the kernel was reached over a network port"
     assert not list(tmp_path.glob("kernel*")) and not list(Path.cwd().glob("kernel-ipc*")), "no socket files left"
+
+
+def test_run_times_in_words_read_back_as_seconds():
+    for seconds in (0, 9, 99, 100, 115, 3599, 4000):
+        assert readme.parse_seconds(readme.format_seconds(seconds)) == seconds
+    assert readme.parse_seconds("1 min 55 s (failed, cell 3)") == 115
+    assert readme.parse_seconds("not measured") is None and readme.parse_seconds("") is None
+
+
+def test_the_slowest_files_run_first_notebooks_by_their_measured_time():
+    import importlib.util
+    from types import SimpleNamespace
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("course_conftest", root / "conftest.py")
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    longest_first = plugin.longest_first
+
+    names = [
+        "tests/test_a.py::x",
+        "notebooks/01_data_analysis.ipynb::Cell 0",
+        "tests/test_b.py::y",
+        "tests/test_b.py::z",
+        "notebooks/09_leaderboard.ipynb::Cell 0",
+        "notebooks/09_leaderboard.ipynb::Cell 1",
+        "notebooks/99_unmeasured.ipynb::Cell 0",
+    ]
+    ordered = [item.nodeid for item in longest_first([SimpleNamespace(nodeid=name) for name in names])]
+    times = readme.table_run_times((root / "README.md").read_text())
+    assert readme.parse_seconds(times["09"]["smoke"]) > 60 > readme.parse_seconds(times["01"]["smoke"])
+    assert ordered == [
+        "notebooks/09_leaderboard.ipynb::Cell 0",
+        "notebooks/09_leaderboard.ipynb::Cell 1",
+        "notebooks/99_unmeasured.ipynb::Cell 0",
+        "notebooks/01_data_analysis.ipynb::Cell 0",
+        "tests/test_b.py::y",
+        "tests/test_b.py::z",
+        "tests/test_a.py::x",
+    ]
