@@ -6,11 +6,10 @@ STAMP  := $(VENV)/.installed
 BUILD  := build
 # Tests run in JOBS processes (pytest-xdist; a notebook stays in one), one thread each: on small models that
 # uses the cores better than one process with several threads. The checkpoint cache's locks make sharing safe.
-# The slowest files go first (conftest.py's longest_first), in that order (--no-loadscope-reorder).
 JOBS     ?= auto
 PARALLEL := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: help setup course readme test test-gpu-path test-digits mutation lint lab colab slides student bench clean
+.PHONY: help setup course readme test test-gpu-path test-students test-digits mutation lint lab colab slides student bench clean
 
 help:
 	@echo "make course   run every notebook (default profile) -> $(BUILD)/notebooks, $(BUILD)/results.md"
@@ -18,6 +17,7 @@ help:
 	@echo "make readme   write the run times of $(BUILD)/results.json into README.md's table, its results into RESULTS.md"
 	@echo "make test     lint, unit tests (in random order), every notebook under UNLEARN_PROFILE=smoke (nbval)"
 	@echo "make test-gpu-path  every notebook's code under the gpu profile on a fake CIFAR-10 (CPU, minutes; CI runs it)"
+	@echo "make test-students  the students' copies (no solutions) each run up to their first exercise (CI runs it)"
 	@echo "make test-digits    every notebook and its claims on the offline fallback, scikit-learn's digits"
 	@echo "make mutation      mutation testing (mutmut) of the measures, requests, batching, influence and unlearning,"
 	@echo "                   each module against its own tests; scores into RESULTS.md. Some: make mutation MODULES=mia"
@@ -45,15 +45,18 @@ lint: $(STAMP)
 test: $(STAMP)
 	@UNLEARN_PROFILE=smoke $(BIN)/python -m unlearnlib.session
 	@$(MAKE) --no-print-directory lint
-	UNLEARN_PROFILE=smoke $(PARALLEL) $(BIN)/python -m pytest -m "not gpu_path" -n $(JOBS) --dist loadscope \
-	    --no-loadscope-reorder
+	UNLEARN_PROFILE=smoke $(PARALLEL) $(BIN)/python -m pytest -m "not gpu_path and not students" -n $(JOBS) \
+	    --dist loadscope
 
 test-gpu-path: $(STAMP)
 	$(PARALLEL) $(BIN)/python -m pytest -m gpu_path tests/test_gpu_path.py -n $(JOBS) --dist loadscope
 
+# The students' copies (solutions removed by nbgrader) each run up to their first exercise, on the smoke profile.
+test-students: $(STAMP)
+	UNLEARN_PROFILE=smoke $(PARALLEL) $(BIN)/python -m pytest -m students tests/test_student.py -n $(JOBS)
+
 test-digits: $(STAMP)
-	UNLEARN_PROFILE=smoke UNLEARN_DATASET=digits $(PARALLEL) $(BIN)/python -m pytest notebooks -n $(JOBS) \
-	    --dist loadscope --no-loadscope-reorder
+	UNLEARN_PROFILE=smoke UNLEARN_DATASET=digits $(PARALLEL) $(BIN)/python -m pytest notebooks -n $(JOBS) --dist loadscope
 
 # Every module (its scores then go into RESULTS.md), or some: make mutation MODULES=forget,mia (printed only).
 mutation: $(STAMP)

@@ -113,6 +113,7 @@ def test_the_students_copies_hold_no_solution_and_every_exercise(released):
         assert [e.number for e in student.exercises(theirs)] == [e.number for e in student.exercises(ours)]
 
 
+@pytest.mark.students
 @pytest.mark.parametrize("name", [p.stem for p in NOTEBOOKS])
 def test_a_students_copy_runs_up_to_its_first_exercise(name, released):
     notebook = nbformat.read(released[name], as_version=4)

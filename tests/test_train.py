@@ -219,3 +219,25 @@ def test_on_a_gpu_the_loss_is_checked_once_per_epoch_without_a_sync_per_step():
     stepper.step(weights.sum())
     with pytest.raises(Diverged, match=r"training \(optimizer='sgd', lr=0.1.*\) diverged in epoch 2 of 2: the loss"):
         stepper.step(weights.sum())
+
+
+def test_training_watches_a_fixed_test_sample_after_each_epoch_and_the_whole_test_set_after_the_last(
+    digits, monkeypatch
+):
+    import unlearnlib.train as train_module
+
+    assert len(digits.test) > train_module.WATCHED, "the digits' test split is larger than the watched sample"
+    watched = []
+    real_predict = train_module.predict
+
+    def recording(model, data, split, **options):
+        watched.append(split.labels.clone())
+        return real_predict(model, data, split, **options)
+
+    monkeypatch.setattr(train_module, "predict", recording)
+    config = dataclasses.replace(QUICK, epochs=3)
+    model = new_model(config, digits)
+    history = fit(model, digits, config, progress=False)
+    assert [len(labels) for labels in watched] == [train_module.WATCHED] * 2 + [len(digits.test)]
+    assert torch.equal(watched[0], watched[1]), "the same sample after every epoch"
+    assert history.test_accuracy[-1] == pytest.approx(real_predict(model, digits, digits.test).accuracy)

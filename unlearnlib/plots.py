@@ -98,7 +98,8 @@ def class_counts(train: Split, test: Split, info: DatasetInfo) -> Figure:
 
 
 def training_curves(history: History, title: str = "training") -> Figure:
-    """Loss and accuracy per epoch, on the training batches and on the test set."""
+    """Loss and accuracy per epoch, on the training batches and on the test set (a fixed sample of it after each
+    epoch but the last: :attr:`~unlearnlib.train.History.test_accuracy`)."""
     frame = history.to_frame()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
     left.plot(frame.index, frame.train_loss, "o-", label="train batches")

@@ -40,13 +40,6 @@ def format_seconds(seconds: float) -> str:
     return f"{minutes} min {rest:02d} s"
 
 
-def parse_seconds(text: str) -> float | None:
-    """The seconds a run time in words stands for ("48 s", "7 min 12 s", as :func:`format_seconds` writes
-    them, with anything after them such as "(failed)"); ``None`` for "not measured" or anything else."""
-    found = re.match(r"\s*(?:(\d+) min )?(\d+) s\b", text)
-    return None if found is None else 60 * int(found.group(1) or 0) + int(found.group(2))
-
-
 def _cells(row: str) -> list[str]:
     """The cells of a Markdown table row (pipes escaped as ``\\|`` stay inside their cell)."""
     inner = row.strip()

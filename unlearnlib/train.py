@@ -25,6 +25,9 @@ from .models import ARCHITECTURES, build_model
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("onecycle", "cosine", "constant")
+WATCHED = 256
+"""Test examples :func:`fit` watches after each epoch but the last: a fixed, evenly spaced subset, so that the
+curve costs little beside training; the last epoch is evaluated on the whole test set."""
 
 
 def check_optimizer_and_schedule(optimizer: object, schedule: object) -> None:
@@ -114,7 +117,9 @@ class History:
     train_loss: list[float] = field(default_factory=list)
     train_accuracy: list[float] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
+    """On :data:`WATCHED` test examples after each epoch but the last, on the whole test set after the last."""
     test_accuracy: list[float] = field(default_factory=list)
+    """As ``test_loss``: the last entry is the whole test set's accuracy."""
     seconds: list[float] = field(default_factory=list)
     """Training time of each epoch, evaluation excluded."""
 
@@ -358,7 +363,8 @@ def fit(
     """Train ``model`` in place on the training examples at ``indices`` (all when ``None``).
 
     Returns per-epoch curves, with the test set evaluated after every epoch (only watched: nothing is chosen
-    by it).  Where the test set is withheld (retraining run as an unlearning method, which may not see it),
+    by it): a fixed sample of :data:`WATCHED` test examples, and the whole test set after the last epoch.  Where
+    the test set is withheld (retraining run as an unlearning method, which may not see it),
     the test columns are NaN.
     """
     if not isinstance(model, nn.Module):
@@ -396,6 +402,7 @@ def fit(
     generator = torch.Generator(device=device).manual_seed(config.seed)
     augmentation = data.info.augmentation if config.augment else None
     history = History()
+    watched = None if data.test_withheld else _watched(data.test)
     epochs = tqdm(range(1, config.epochs + 1), desc="training", unit="epoch", disable=not progress)
     for epoch in epochs:
         model.train()
@@ -423,7 +430,7 @@ def fit(
         if cuda:
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start
-        test = None if data.test_withheld else predict(model, data, data.test)
+        test = None if watched is None else predict(model, data, data.test if epoch == config.epochs else watched)
         train_loss = loss_sum.item() / seen
         history.append(
             epoch=epoch,
@@ -436,6 +443,13 @@ def fit(
         )
         epochs.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{math.nan if test is None else test.accuracy:.3f}")
     return history
+
+
+def _watched(test: Split) -> Split:
+    """The test examples watched after each epoch but the last: at most :data:`WATCHED`, evenly spaced."""
+    if len(test) <= WATCHED:
+        return test
+    return test.subset(torch.linspace(0, len(test) - 1, WATCHED, device=test.device).round().long())
 
 
 def new_model(config: TrainConfig, data: ImageData) -> nn.Module:
