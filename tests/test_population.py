@@ -77,7 +77,7 @@ def test_bad_input_is_refused_before_any_model_is_made(tiny, isolated_root, monk
         ({"engine": "slurm"}, ValueError, "unknown engine 'slurm'; choose one of local, ray"),
         ({"gpus_per_model": 0.5}, ValueError, "gpus_per_model is for engine 'ray'"),
         ({"cpus_per_model": 0}, ValueError, "cpus_per_model must be positive"),
-        ({"hyperparameters": {"retrain": {}}}, ValueError, "given for retrain, which is not among the methods"),
+        ({"hyperparameters": {"retrain": {}}}, ValueError, r"given for 'retrain', which is not among the methods run"),
         ({"hyperparameters": {"finetune": {"lrr": 1}}}, TypeError, "finetune has no hyperparameter lrr"),
     ]
     for options, error, message in cases:

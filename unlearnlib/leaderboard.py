@@ -36,7 +36,7 @@ from .datasets import DATASETS, DatasetUnavailable
 from .forget import ForgetRequest, standard_requests
 from .imagedata import ImageData
 from .trial import Trial
-from .unlearn import Method, get, methods
+from .unlearn import Method, check_overrides, get, methods
 
 COLUMNS = (
     "request",
@@ -101,18 +101,7 @@ def run(
                 f"request {label!r} is for a training split of {request.n_train} examples, "
                 f"this data has {len(data.train)}"
             )
-    hyperparameters = hyperparameters or {}
-    if not isinstance(hyperparameters, dict):
-        raise TypeError(f"hyperparameters must be a dict of method name -> dict, got {type(hyperparameters).__name__}")
-    names = [method.name for method in chosen]
-    for name, overrides in hyperparameters.items():
-        if name not in names:
-            raise ValueError(
-                f"hyperparameters are given for {name!r}, which is not among the methods run ({', '.join(names)})"
-            )
-        if not isinstance(overrides, dict):
-            raise TypeError(f"hyperparameters[{name!r}] must be a dict of name -> value, got {overrides!r:.60}")
-        get(name).check_hyperparameters(overrides)
+    hyperparameters = check_overrides(hyperparameters, [method.name for method in chosen])
     rows = []
     for label, group in groups.items():
         trials = [Trial(setup.recipe, data, r, n_models=setup.profile.n_models, progress=progress) for r in group]

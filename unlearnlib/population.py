@@ -40,7 +40,7 @@ from .checkpoints import get_or_train
 from .datasets import DATASETS, DatasetUnavailable
 from .forget import ForgetRequest, standard_requests
 from .imagedata import ImageData
-from .unlearn import get, methods
+from .unlearn import check_overrides, get, methods
 from .unlearn.cache import get_or_unlearn
 
 ENGINES = ("local", "ray")
@@ -180,12 +180,7 @@ def fill(
         if not isinstance(request, ForgetRequest):
             raise TypeError(f"each request must be a ForgetRequest, got {type(request).__name__}")
         request.check_fits(data)
-    hyperparameters = hyperparameters or {}
-    for name in method_names:
-        get(name).check_hyperparameters(hyperparameters.get(name, {}))
-    unknown = set(hyperparameters) - set(method_names)
-    if unknown:
-        raise ValueError(f"hyperparameters are given for {', '.join(sorted(unknown))}, which is not among the methods")
+    hyperparameters = check_overrides(hyperparameters, [get(name).name for name in method_names])
     validate.positive("cpus_per_model", cpus_per_model)
     validate.non_negative("gpus_per_model", gpus_per_model)
     if gpus_per_model > 0 and engine == "local":

@@ -15,7 +15,7 @@ from .fisher_forgetting import fisher
 from .influence_removal import influence
 from .negative_gradient import gradient_ascent, neggrad_plus
 from .random_labels import random_labels, salun
-from .registry import METHODS, Method, get, methods, register
+from .registry import METHODS, Method, check_overrides, get, methods, register
 from .scrub import scrub
 from .sisa import sisa
 from .sparsity import l1_sparse
@@ -28,6 +28,7 @@ __all__ = [
     "bad_teaching",
     "boundary_expand",
     "boundary_shrink",
+    "check_overrides",
     "cf_k",
     "eu_k",
     "finetune",

@@ -165,6 +165,23 @@ def get(name: str) -> Method:
         raise ValueError(f"unknown unlearning method {name!r}; registered: {', '.join(METHODS)}") from None
 
 
+def check_overrides(hyperparameters: dict[str, dict] | None, names: list[str]) -> dict[str, dict]:
+    """Per-method hyperparameters for the methods ``names`` (``{}`` for none), checked before any run: each
+    names a method among them, and each method takes the hyperparameters given to it."""
+    hyperparameters = hyperparameters or {}
+    if not isinstance(hyperparameters, dict):
+        raise TypeError(f"hyperparameters must be a dict of method name -> dict, got {type(hyperparameters).__name__}")
+    for name, overrides in hyperparameters.items():
+        if name not in names:
+            raise ValueError(
+                f"hyperparameters are given for {name!r}, which is not among the methods run ({', '.join(names)})"
+            )
+        if not isinstance(overrides, dict):
+            raise TypeError(f"hyperparameters[{name!r}] must be a dict of name -> value, got {overrides!r:.60}")
+        get(name).check_hyperparameters(overrides)
+    return hyperparameters
+
+
 def methods(kind: str | None = None) -> list[Method]:
     """The registered methods in teaching order (by family), only those for ``kind`` requests if given."""
     if kind is not None and kind not in REQUEST_KINDS:
