@@ -9,7 +9,8 @@ BUILD  := build
 JOBS     ?= auto
 PARALLEL := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: help setup course readme test test-gpu-path test-students test-digits mutation lint lab colab slides student bench clean
+.PHONY: help setup course readme test test-gpu-path test-students test-digits test-slides mutation lint lab colab \
+        executed slides site handouts student bench clean
 
 help:
 	@echo "make course   run every notebook (default profile) -> $(BUILD)/notebooks, $(BUILD)/results.md"
@@ -23,7 +24,11 @@ help:
 	@echo "                   each module against its own tests; scores into RESULTS.md. Some: make mutation MODULES=mia"
 	@echo "make lab      JupyterLab on the notebooks (prints the URL to open)"
 	@echo "make colab    rewrite the Colab badges and set-up blocks from pyproject.toml's URL and ref"
-	@echo "make slides   reveal.js decks of the executed notebooks -> $(BUILD)/slides (offline-ready)"
+	@echo "make slides   lecture decks (reveal.js, offline) of the executed notebooks -> $(BUILD)/slides; with no"
+	@echo "              executed notebooks it first runs the course on the smoke profile (minutes). Needs npm"
+	@echo "make site     the course site: the executed notebooks as HTML pages and an index -> $(BUILD)/site"
+	@echo "make handouts one PDF per deck, printed by headless Chromium -> $(BUILD)/slides/NN_topic.pdf"
+	@echo "make test-slides  every deck and page in headless Chromium, offline: fit, images, maths (CI runs it)"
 	@echo "make student  the students' copies of the notebooks, without solutions (nbgrader) -> $(BUILD)/student"
 	@echo "make bench    training throughput: unlearnlib's loop against a conventional DataLoader loop; into RESULTS.md"
 	@echo "make setup    only create $(VENV) and install"
@@ -45,7 +50,8 @@ lint: $(STAMP)
 test: $(STAMP)
 	@UNLEARN_PROFILE=smoke $(BIN)/python -m unlearnlib.session
 	@$(MAKE) --no-print-directory lint
-	UNLEARN_PROFILE=smoke $(PARALLEL) $(BIN)/python -m pytest -m "not gpu_path and not students" -n $(JOBS) \
+	UNLEARN_PROFILE=smoke $(PARALLEL) $(BIN)/python -m pytest -m "not gpu_path and not students and not browser" \
+	    -n $(JOBS) \
 	    --dist loadscope
 
 test-gpu-path: $(STAMP)
@@ -84,18 +90,34 @@ student: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m unlearnlib.bench --results RESULTS.md
 
-slides: $(STAMP)
-	test -d $(BUILD)/notebooks || $(MAKE) course
+# Decks and site are built from the executed notebooks of any profile (cells and slide metadata from notebooks/,
+# outputs from $(BUILD)/notebooks); where there are none, the smoke profile makes them in minutes.
+executed: $(STAMP)
+	@test -d $(BUILD)/notebooks || { echo "no executed notebooks in $(BUILD)/notebooks: running the course on the \
+	$${UNLEARN_PROFILE:-smoke} profile first"; UNLEARN_PROFILE=$${UNLEARN_PROFILE:-smoke} $(MAKE) --no-print-directory course; }
+
+slides/node_modules: slides/package.json
+	@command -v npm >/dev/null || { echo "the decks load reveal.js and MathJax, installed with npm: install Node.js \
+	and npm (Debian: apt-get install npm; elsewhere https://nodejs.org)"; exit 1; }
 	npm install --prefix slides --no-audit --no-fund --loglevel=error
-	mkdir -p $(BUILD)/slides/lib
-	cp -r slides/node_modules/reveal.js slides/node_modules/mathjax slides/node_modules/requirejs \
-	      slides/node_modules/jquery $(BUILD)/slides/lib/
-	$(BIN)/jupyter nbconvert --to slides $(BUILD)/notebooks/*.ipynb --output-dir $(BUILD)/slides \
-	    --SlidesExporter.reveal_url_prefix=lib/reveal.js \
-	    --SlidesExporter.require_js_url=lib/requirejs/require.js \
-	    --SlidesExporter.jquery_url=lib/jquery/dist/jquery.min.js \
-	    --SlidesExporter.mathjax_url='lib/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe'
-	@echo "decks in $(BUILD)/slides: open any .slides.html in a browser (no network needed)"
+	touch $@
+
+slides: executed slides/node_modules
+	$(BIN)/python -m unlearnlib.slides decks
+	@echo "decks in $(BUILD)/slides: open any .slides.html in a browser, no network needed (s: speaker view)"
+
+site: executed slides/node_modules
+	$(BIN)/python -m unlearnlib.slides site
+	@echo "the course site: open $(BUILD)/site/index.html (no network needed)"
+
+handouts: slides
+	$(BIN)/python -m unlearnlib.browser pdf
+
+# The decks and the site in headless Chromium with the network blocked: known-answer checks of the checker, then
+# every slide of every deck (screenshots in $(BUILD)/slides/shots) and every page; skipped without a Chromium.
+test-slides: executed slides/node_modules
+	$(BIN)/python -m unlearnlib.slides decks site
+	$(BIN)/python -m pytest -m browser tests/test_browser.py -p no:randomly
 
 clean:
 	rm -rf $(BUILD)

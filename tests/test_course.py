@@ -288,8 +288,23 @@ def test_readme_command_rewrites_each_notebooks_run_time(tmp_path, capsys):
 def test_every_real_notebook_has_one_run_time_paragraph():
     root = Path(__file__).resolve().parent.parent
     for path in course.notebooks(root / "notebooks"):
-        first = nbformat.read(path, as_version=4).cells[0].source
-        readme.with_run_time(first, {"cpu": "1 s"})
+        cell = readme.run_time_cell(nbformat.read(path, as_version=4))
+        readme.with_run_time(cell.source, {"cpu": "1 s"})
+
+
+def test_the_run_time_may_have_a_cell_of_its_own_after_the_title(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# 03 · A title"),
+        nbformat.v4.new_markdown_cell("**You will learn**\n- a thing"),
+        nbformat.v4.new_markdown_cell("**Run time**: not measured yet."),
+        nbformat.v4.new_code_cell("pass"),
+        nbformat.v4.new_markdown_cell("**Run time** of something else, later"),
+    ]
+    assert readme.run_time_cell(notebook) is notebook.cells[2]
+    notebook.cells.pop(2)
+    with pytest.raises(ValueError, match="no \\*\\*Run time\\*\\* paragraph"):
+        readme.run_time_cell(notebook)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="Unix sockets are for Unix")

@@ -152,6 +152,16 @@ def with_run_time(text: str, times: dict[str, str]) -> str:
     return "\n\n".join(paragraphs)
 
 
+def run_time_cell(notebook):
+    """The markdown cell of ``notebook``'s opening (the cells before its first code cell) with the run time."""
+    for cell in notebook.cells:
+        if cell.cell_type != "markdown":
+            break
+        if RUN_TIME in cell.source:
+            return cell
+    raise ValueError(f"no {RUN_TIME} paragraph in the markdown cells before the first code cell")
+
+
 def update_notebook_run_times(folder: Path, readme_text: str) -> list[str]:
     """Rewrite the run-time paragraph of every notebook in ``folder`` from the README's table; return the changed."""
     import nbformat
@@ -162,13 +172,13 @@ def update_notebook_run_times(folder: Path, readme_text: str) -> list[str]:
         if path.name[:2] not in times:
             raise ValueError(f"notebook {path.name} has no row in the README's table: add one by hand")
         notebook = nbformat.read(path, as_version=4)
-        first = notebook.cells[0]
-        before = first.source
         try:
-            first.source = with_run_time(before, times[path.name[:2]])
+            cell = run_time_cell(notebook)
+            before = cell.source
+            cell.source = with_run_time(before, times[path.name[:2]])
         except ValueError as err:
-            raise ValueError(f"{path.name}, first cell: {err}") from None
-        if first.source != before:
+            raise ValueError(f"{path.name}: {err}") from None
+        if cell.source != before:
             nbformat.write(notebook, path)
             changed.append(path.stem)
     return changed
