@@ -74,6 +74,22 @@ def test_a_slide_taller_than_720_pixels_is_named(launched, tmp_path):
     assert checked.slides[1].height > 1000
 
 
+def test_slides_are_measured_from_the_top_of_the_screen_whatever_their_kind(launched, tmp_path):
+    """A block 660 px tall fits below the slide's top margin; one 700 px tall does not, on a section or a subslide."""
+    block = '<div style="height: {}px; background: #ddd">a block</div>'
+    cells = [_markdown(block.format(660)), _markdown(block.format(660), "subslide")]
+    cells += [_markdown(block.format(700)), _markdown(block.format(700), "subslide")]
+    checked = browser.check_deck(launched, _deck(tmp_path, *cells))
+    assert [(s.h, s.v, s.height > browser.HEIGHT) for s in checked.slides[1:]] == [
+        (1, 0, False),
+        (1, 1, False),
+        (2, 0, True),
+        (2, 1, True),
+    ]
+    section, subslide = checked.slides[1:3]
+    assert section.height == subslide.height and 690 <= section.height <= 720, "the top margin, the block, no more"
+
+
 def test_content_wider_than_the_slide_is_named(launched, tmp_path):
     wide = '<div style="width: 1800px; background: #eee">a banner wider than any slide</div>'
     checked = browser.check_deck(launched, _deck(tmp_path, _markdown("## Too wide\n\n" + wide)))
@@ -100,6 +116,17 @@ def test_maths_left_raw_is_named(launched, tmp_path):
     raw = '<span class="tex2jax_ignore">left alone: $x^2$</span>'
     checked = browser.check_deck(launched, _deck(tmp_path, _markdown("## Raw\n\n" + raw)))
     assert checked.failures == ["slide 2 (1.0) 'Raw': raw maths left by MathJax: '$x^2$'"]
+
+
+def test_speaker_notes_reach_the_speaker_view_with_their_maths_written_plainly(launched, tmp_path):
+    notes = _markdown("*Speaker notes.* Set $\\varepsilon = -\\frac1n$ and damp with $\\lambda$.", "notes")
+    deck = _deck(tmp_path, _markdown("## A section"), notes)
+    with browser.offline_page(launched) as (page, _):
+        page.goto(deck.resolve().as_uri())
+        page.wait_for_function("document.body.dataset.deck === 'ready'")
+        shown = page.evaluate("() => Reveal.getSlideNotes(Reveal.getSlides()[1])")
+        left = page.evaluate("() => document.querySelectorAll('aside.notes').length")
+    assert shown == "<p><em>Speaker notes.</em> Set ε = -1/n and damp with λ.</p>" and left == 0
 
 
 def test_a_pdf_has_one_page_per_slide(launched, tmp_path):

@@ -1,13 +1,14 @@
 """The notebooks' conventions (their execution is checked by nbval, over notebooks/)."""
 
 import ast
+import itertools
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from unlearnlib import colab, student
+from unlearnlib import colab, readme, slides, student
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -39,13 +40,48 @@ def test_every_cell_is_also_a_slide(notebook):
         assert cell.metadata.get("slideshow", {}).get("slide_type") in SLIDE_TYPES, cell.source[:60]
 
 
-def test_opens_with_title_colab_badge_and_run_time(notebook):
+def test_opens_with_a_title_slide_then_goals_and_run_time(notebook):
     path, nb = notebook
-    first = nb.cells[0]
-    assert first.cell_type == "markdown" and first.source.startswith("# ")
-    assert colab.read_source().badge(path.name) in first.source
-    assert "Run time" in first.source and "You will learn" in first.source
-    assert first.metadata.slideshow.slide_type == "slide"
+    title = nb.cells[0]
+    assert title.cell_type == "markdown" and title.source.startswith("# ")
+    assert colab.read_source().badge(path.name) in title.source
+    assert title.metadata.slideshow.slide_type == "slide"
+    opening = "\n".join(c.source for c in itertools.takewhile(lambda c: c.cell_type == "markdown", nb.cells))
+    assert "You will learn" in opening
+    assert readme.run_time_cell(nb).metadata.slideshow.slide_type == "skip", "the run time is for readers, not slides"
+
+
+def _slide_type(cell) -> str:
+    return cell.metadata.get("slideshow", {}).get("slide_type", "-")
+
+
+def test_every_section_slide_has_speaker_notes(notebook):
+    """A section slide (type slide) holds a notes cell before the next slide or subslide starts."""
+    _, nb = notebook
+    starts = [i for i, c in enumerate(nb.cells) if _slide_type(c) in ("slide", "subslide")] + [len(nb.cells)]
+    for start, end in zip(starts, starts[1:]):
+        if _slide_type(nb.cells[start]) == "slide":
+            notes = [c for c in nb.cells[start + 1 : end] if _slide_type(c) == "notes"]
+            assert notes, f"the section slide {nb.cells[start].source[:50]!r} has no speaker notes"
+            assert all(n.cell_type == "markdown" and n.source.startswith("*Speaker notes.*") for n in notes)
+
+
+def test_the_deck_closes_with_what_we_learned(notebook):
+    _, nb = notebook
+    shown = [c for c in nb.cells if _slide_type(c) not in ("skip", "notes")]
+    last_section = [c for c in shown if _slide_type(c) == "slide"][-1]
+    assert last_section.source.startswith("## What we learned"), last_section.source[:60]
+    after = shown[shown.index(last_section) + 1 :]
+    assert all(_slide_type(c) in ("-", "fragment", "subslide") and c.cell_type == "markdown" for c in after)
+
+
+def test_the_algorithm_cores_show_their_code_on_the_slides(notebook):
+    """A method written out by hand (a function named *_by_hand) is the point of its slide: tagged show-code."""
+    _, nb = notebook
+    for cell in nb.cells:
+        if cell.cell_type == "code" and re.search(r"^def \w+_by_hand\(", cell.source, re.MULTILINE):
+            if student.nbgrader_role(cell) is None:
+                assert slides.SHOW_CODE in cell.metadata.get("tags", []), cell.source[:60]
 
 
 def test_first_code_cell_sets_up_colab_and_the_session(notebook):

@@ -100,6 +100,13 @@ def test_merge_names_a_code_cell_changed_since_it_ran_and_shows_it_without_outpu
 
 def test_decks_hide_code_unless_tagged_and_load_nothing_from_the_network(tmp_path, packages):
     _course(tmp_path)
+    executed = nbformat.read(tmp_path / "build" / "notebooks" / "01_topic.ipynb", as_version=4)
+    executed.cells[4].outputs.append(new_output("stream", name="stderr", text="models: 40%|####  | 2/5\n"))
+    bar = {slides.WIDGET: {"model_id": "x"}, "text/plain": "retrain: 0%| | 0/3"}
+    executed.cells[4].outputs.append(new_output("display_data", data=bar))
+    table = "<table><thead><tr><th>gap_to_retrained</th></tr></thead><tbody><tr><td>0.1</td></tr></tbody></table>"
+    executed.cells[4].outputs.append(new_output("display_data", data={"text/html": table}))
+    nbformat.write(executed, tmp_path / "build" / "notebooks" / "01_topic.ipynb")
     built = _build(tmp_path, packages, ("decks",))
     deck = (tmp_path / "build" / "slides" / "01_topic.slides.html").read_text()
     assert built.files == [tmp_path / "build" / "slides" / "01_topic.slides.html"] and built.stale == {}
@@ -107,6 +114,8 @@ def test_decks_hide_code_unless_tagged_and_load_nothing_from_the_network(tmp_pat
     assert "method_by_hand" in deck, "a cell tagged show-code shows its source"
     assert '<aside class="notes">' in deck and "Say this." in deck
     assert "setup = 1" not in deck, "skipped cells are not on the slides"
+    assert "models: 40%" not in deck and "retrain: 0%" not in deck, "nor progress bars"
+    assert "<th>gap_<wbr/>to_<wbr/>retrained</th>" in deck, "long column names may break after an underscore"
     assert colab.BADGE_IMAGE not in deck and slides.LOCAL_BADGE in deck
     loads = re.findall(r"""(?:<script[^>]*\ssrc|<link[^>]*\shref|<img[^>]*\ssrc)=["']([^"']+)""", deck)
     assert loads and not [url for url in loads if re.match(r"(https?:)?//", url)], loads
@@ -128,6 +137,7 @@ def test_the_site_has_an_index_in_teaching_order_with_colab_and_deck_links(tmp_p
     assert ">hidden_source<" in page and "ran HIDDEN_SOURCE = 2" in page, "readers see the code and its output"
     assert not re.findall(r"""<script[^>]*\ssrc=["'](?:https?:)?//""", page)
     assert colab.BADGE_IMAGE not in page
+    assert "Say this." not in page, "the speaker notes are for the lecturer"
 
 
 def test_a_missing_executed_notebook_is_named_with_the_command_that_makes_it(tmp_path, packages):

@@ -33,8 +33,8 @@ _LOAD_TIMEOUT_MS = 60_000
 # Runs in the page on the current slide: its size, what sticks out of it, images that did not load, raw maths.
 _MEASURE = """
 ({width, height, slack}) => {
-  const slide = Reveal.getCurrentSlide();
-  const box = slide.getBoundingClientRect(), scale = Reveal.getScale();
+  const slide = Reveal.getCurrentSlide(), scale = Reveal.getScale();
+  const box = document.querySelector('.reveal .slides').getBoundingClientRect();  // the 1280x720 frame, scaled
   const outside = [];
   for (const el of slide.querySelectorAll('*')) {
     const r = el.getBoundingClientRect();
@@ -55,8 +55,10 @@ _MEASURE = """
     + ' "' + (el.textContent || el.alt || '').trim().slice(0, 40) + '"';
   return {
     title: heading ? heading.textContent.replace('¶', '').trim().slice(0, 60) : '',
-    height: Math.round(Math.max(slide.scrollHeight, ...outside.map(o => o[2]))),
-    width: Math.round(Math.max(slide.scrollWidth, ...outside.map(o => o[1]))),
+    height: Math.round(Math.max((slide.getBoundingClientRect().top - box.top) / scale + slide.scrollHeight,
+                                ...outside.map(o => o[2]))),
+    width: Math.round(Math.max((slide.getBoundingClientRect().left - box.left) / scale + slide.scrollWidth,
+                               ...outside.map(o => o[1]))),
     outside: innermost.slice(0, 3).map(([el]) => describe(el)),
     clipped: clipped.slice(0, 3).map(describe),
     broken: [...slide.querySelectorAll('img')].filter(i => !i.complete || i.naturalWidth === 0)

@@ -8,7 +8,8 @@ from the executed copy that ``make course`` wrote under any profile, matched by 
 type, a speaker note or a paragraph therefore needs no re-run; a code cell whose source changed since it ran is
 shown without outputs and named in the report.
 
-Decks hide code inputs, except in cells tagged ``show-code`` (where the code is the point: the algorithm cores).
+Decks hide code inputs, except in cells tagged ``show-code`` (where the code is the point: the algorithm cores);
+neither decks nor pages show progress bars (frozen widgets, stderr).
 Both load reveal.js and MathJax from their own ``lib/`` folder, copied from the npm packages of
 ``slides/package.json``, and the Colab badge from a local image, so nothing is fetched when they are opened.
 """
@@ -50,6 +51,8 @@ _MATHJAX_PARTS = (
     "localization/en",
 )
 MATHJAX_URL = "lib/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
+WIDGET = "application/vnd.jupyter.widget-view+json"
+_HEADER = re.compile(r"(<thead>)(.*?)(</thead>)", re.DOTALL)
 
 
 class MissingInput(RuntimeError):
@@ -101,6 +104,33 @@ def hide_code(nb) -> None:
     for cell in nb.cells:
         if cell.cell_type == "code" and SHOW_CODE not in cell.metadata.get("tags", []):
             cell.metadata.setdefault("transient", {})["remove_source"] = True
+
+
+def _noise(output) -> bool:
+    return (output.output_type == "stream" and output.name == "stderr") or WIDGET in output.get("data", {})
+
+
+def drop_progress(nb) -> None:
+    """Remove progress bars from ``nb``'s outputs: widgets (frozen, with no state to show offline) and stderr."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not _noise(o)]
+
+
+def break_headers(nb) -> None:
+    """Let HTML tables' column names break after an underscore (``gap_to_<wbr>retrained``), to fit a slide."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if "text/html" in output.get("data", {}):
+                output.data["text/html"] = _HEADER.sub(
+                    lambda m: m.group(1) + re.sub(r"(?<=\w)_(?=\w)", "_<wbr>", m.group(2)) + m.group(3),
+                    output.data["text/html"],
+                )
+
+
+def drop_notes(nb) -> None:
+    """Remove ``nb``'s speaker notes (cells of slide type notes): they are for the lecturer, not for readers."""
+    nb.cells = [c for c in nb.cells if c.metadata.get("slideshow", {}).get("slide_type") != "notes"]
 
 
 def title_of(nb, fallback: str) -> str:
@@ -182,7 +212,7 @@ def _run_facts(executed: Path) -> str:
     if not results.is_file():
         return ""
     facts = json.loads(results.read_text())
-    return f"{facts.get('profile', '?')} profile, {facts.get('dataset', '?')}, {facts.get('date', '?')}"
+    return f"{facts.get('profile', '?')} profile, {facts.get('dataset', '?')}, on {facts.get('date', '?')[:10]}"
 
 
 def _index_page(entries: list[dict], facts: str) -> str:
@@ -201,7 +231,10 @@ def _index_page(entries: list[dict], facts: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<title>Machine unlearning: the course</title><link rel="stylesheet" href="lib/site.css"></head>\n'
+        '<title>Machine unlearning: the course</title><link rel="stylesheet" href="lib/site.css">'
+        '<script type="text/x-mathjax-config">MathJax.Hub.Config({tex2jax: {inlineMath: [["$", "$"]], '
+        "processEscapes: true}});</script>"
+        f'<script src="{MATHJAX_URL}"></script></head>\n'
         '<body class="course-index"><main><h1>Machine unlearning</h1>'
         "<p>A course in notebooks: from the data and a ResNet, through influence functions and each unlearning "
         "algorithm, to evaluation by membership inference. Read them in this order; each opens in Colab to run.</p>"
@@ -251,12 +284,15 @@ def build(
             if stale:
                 built.stale[path.stem] = stale
             local_badges(nb)
+            drop_progress(nb)
             title = title_of(nb, path.stem)
             if kind == "decks":
                 hide_code(nb)
+                break_headers(nb)
                 target = folder / f"{path.stem}.slides.html"
                 links = []
             else:
+                drop_notes(nb)
                 target = folder / f"{path.stem}.html"
                 deck = out / "slides" / f"{path.stem}.slides.html"
                 links = [{"href": repository.badge_url(path.name), "label": "Open in Colab"}]

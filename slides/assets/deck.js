@@ -43,6 +43,28 @@
     root.style.width = "";
   }
 
+  // Speaker notes for reveal.js's speaker view, a window without MathJax: each slide's notes become its data-notes,
+  // taken before the maths is typeset, with simple TeX written plainly ($\varepsilon = -\frac1n$ becomes ε = -1/n).
+  var PLAIN = [
+    [/\\varepsilon/g, "ε"], [/\\lambda/g, "λ"], [/\\theta/g, "θ"], [/\\alpha/g, "α"], [/\\infty/g, "∞"],
+    [/\\to\b/g, "→"], [/\\ge\b/g, "≥"], [/\\le\b/g, "≤"], [/\\cdot/g, "·"], [/\\log\b/g, "log"],
+    [/\\frac\{([^}]*)\}\{([^}]*)\}/g, "$1/$2"], [/\\frac(\w)(\w)/g, "$1/$2"], [/\\mathcal\{(\w+)\}/g, "$1"],
+    [/_\{([^}]*)\}/g, "_$1"], [/\$/g, ""]
+  ];
+  function plainNotes() {
+    leafSlides(document.querySelector(".reveal .slides")).forEach(function (slide) {
+      var notes = slide.querySelectorAll("aside.notes");
+      if (!notes.length) return;
+      var text = Array.prototype.map.call(notes, function (n) {
+        return (n.querySelector(".jp-RenderedMarkdown") || n).innerHTML;  // the note's text, not its cell's frame
+      }).join(" ").replace(/\s+/g, " ").replace(/>\s+</g, "><").trim();
+      PLAIN.forEach(function (rule) { text = text.replace(rule[0], rule[1]); });
+      slide.setAttribute("data-notes", text);
+      Array.prototype.forEach.call(notes, function (n) { n.remove(); });  // the speaker view would prefer them
+    });
+  }
+  plainNotes();
+
   function start() {
     fitFigures();
     Reveal.initialize({
