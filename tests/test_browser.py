@@ -129,8 +129,8 @@ def test_speaker_notes_reach_the_speaker_view_with_their_maths_written_plainly(l
     assert shown == "<p><em>Speaker notes.</em> Set ε = -1/n and damp with λ.</p>" and left == 0
 
 
-def test_a_pdf_has_one_page_per_slide(launched, tmp_path):
-    deck = _deck(tmp_path, _markdown("## Two"), _markdown("## Three", "subslide"))
+def test_a_pdf_has_one_page_per_slide_its_fragments_shown(launched, tmp_path):
+    deck = _deck(tmp_path, _markdown("## Two"), _markdown("## Three", "subslide"), _markdown("later", "fragment"))
     pdf = browser.print_pdf(launched, deck)
     assert pdf == tmp_path / "slides" / "01_deck.pdf"
     assert len(re.findall(rb"/Type\s*/Page\b", pdf.read_bytes())) == 3

@@ -70,7 +70,7 @@
     Reveal.initialize({
       width: WIDTH, height: HEIGHT, margin: 0, minScale: 0.1, maxScale: 3,
       center: false, hash: true, controls: true, progress: true, slideNumber: "c/t",
-      transition: "slide", plugins: [RevealNotes]
+      transition: "slide", pdfSeparateFragments: false, plugins: [RevealNotes]
     });
     Reveal.on("ready", function () { document.body.dataset.deck = "ready"; });
   }
