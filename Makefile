@@ -91,10 +91,14 @@ bench: $(STAMP)
 	$(BIN)/python -m unlearnlib.bench --results RESULTS.md
 
 # Decks and site are built from the executed notebooks of any profile (cells and slide metadata from notebooks/,
-# outputs from $(BUILD)/notebooks); where there are none, the smoke profile makes them in minutes.
+# outputs from $(BUILD)/notebooks); where there are none, the smoke profile makes them in minutes, EXECUTE_JOBS
+# notebooks at once (their run times are then not the README's: make course runs one at a time).
+EXECUTE_JOBS ?= 2
 executed: $(STAMP)
 	@test -d $(BUILD)/notebooks || { echo "no executed notebooks in $(BUILD)/notebooks: running the course on the \
-	$${UNLEARN_PROFILE:-smoke} profile first"; UNLEARN_PROFILE=$${UNLEARN_PROFILE:-smoke} $(MAKE) --no-print-directory course; }
+	$${UNLEARN_PROFILE:-smoke} profile first, $(EXECUTE_JOBS) notebooks at a time"; \
+	UNLEARN_PROFILE=$${UNLEARN_PROFILE:-smoke} $(PARALLEL) $(BIN)/python -m unlearnlib.course --out $(BUILD) \
+	    --jobs $(EXECUTE_JOBS); }
 
 slides/node_modules: slides/package.json
 	@command -v npm >/dev/null || { echo "the decks load reveal.js and MathJax, installed with npm: install Node.js \

@@ -74,6 +74,29 @@ def test_the_course_runs_every_notebook_even_after_a_failure_and_reports_it(tmp_
     assert "1 of 3 notebooks passed" in summary and "| answer | 42 |" in summary and "| ratio | 0.125 |" in summary
 
 
+def test_notebooks_may_run_at_once_and_are_reported_in_teaching_order(tmp_path, capsys):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    for k in range(1, 4):
+        _notebook(
+            notebooks / f"0{k}_n.ipynb",
+            "from unlearnlib.course import record",
+            f"record('0{k}_n', k={k})",
+            f"{k} / ({k} - 2)",
+        )
+    out = tmp_path / "build"
+    arguments = ["--profile", "smoke", "--dataset", "digits", "--notebooks", str(notebooks), "--out", str(out)]
+    assert course.main([*arguments, "--jobs", "2"]) == 1
+    results = json.loads((out / "results.json").read_text())
+    assert results["jobs"] == 2 and list(results["notebooks"]) == ["01_n", "02_n", "03_n"]
+    assert [e["values"] for e in results["notebooks"].values()] == [{"k": 1}, {"k": 2}, {"k": 3}]
+    assert [e["status"] for e in results["notebooks"].values()] == ["passed", "failed", "passed"]
+    assert not list(out.glob("recorded*.json"))
+    (tmp_path / "README.md").write_text(README)
+    with pytest.raises(ValueError, match="ran 2 notebooks at once"):
+        readme.update_readme(tmp_path / "README.md", out / "results.json")
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -83,6 +106,7 @@ def test_the_course_runs_every_notebook_even_after_a_failure_and_reports_it(tmp_
         (["--dataset", "imagenet"], "invalid choice: 'imagenet'"),
         (["--only", "03,99"], "--only: '99' names no notebook; choose among 01, 03"),
         (["--timeout", "0"], "--timeout: must be positive, got 0"),
+        (["--jobs", "0"], "--jobs: must be at least 1, got 0"),
         (["--out", "{file}"], "is a file, not a folder"),
     ],
 )

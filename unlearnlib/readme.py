@@ -245,6 +245,11 @@ def update_readme(readme: Path, results_path: Path) -> str:
         ) from None
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise ValueError(f"{results_path} is not a course run's results.json ({err})") from None
+    if results.get("jobs", 1) > 1:
+        raise ValueError(
+            f"{results_path} ran {results['jobs']} notebooks at once: its run times are not one notebook's after "
+            "another, which the README reports; run make course (one at a time) for them"
+        )
     text = Path(readme).read_text()
     updated = update_run_times(text, results)
     _write(readme, updated)

@@ -69,8 +69,9 @@
     fitFigures();
     Reveal.initialize({
       width: WIDTH, height: HEIGHT, margin: 0, minScale: 0.1, maxScale: 3,
-      center: false, hash: true, controls: true, progress: true, slideNumber: "c/t",
-      transition: "slide", pdfSeparateFragments: false, plugins: [RevealNotes]
+      center: false, hash: true, controls: true, progress: true, slideNumber: "c/t", transition: "slide",
+      pdfSeparateFragments: false, pdfMaxPagesPerSlide: 1,  // a handout page per slide, its fragments shown
+      plugins: [RevealNotes]
     });
     Reveal.on("ready", function () { document.body.dataset.deck = "ready"; });
   }
