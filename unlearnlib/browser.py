@@ -214,17 +214,27 @@ def _slide_problems(measured: dict) -> list[str]:
     return problems
 
 
+NOT_STARTED = "the deck never started (reveal.js or MathJax did not load)"
+
+
+def _started(page, url: str) -> bool:
+    """Open a deck at ``url`` and wait until reveal.js has started and MathJax has typeset; False if it never did."""
+    page.goto(url)
+    try:
+        page.wait_for_function("document.body.dataset.deck === 'ready'", timeout=_LOAD_TIMEOUT_MS)
+    except Exception:  # noqa: BLE001 (Playwright's timeout): the caller says what the page itself reported
+        return False
+    page.evaluate(_TYPESET)
+    return True
+
+
 def check_deck(launched, deck: Path, shots: Path | None = None) -> DeckCheck:
     """Open ``deck`` offline, measure and (into ``shots``) photograph every slide with its fragments shown."""
     result = DeckCheck(deck)
     with offline_page(launched) as (page, seen):
-        page.goto(deck.resolve().as_uri())
-        try:
-            page.wait_for_function("document.body.dataset.deck === 'ready'", timeout=_LOAD_TIMEOUT_MS)
-        except Exception:  # noqa: BLE001 (Playwright's timeout): say what the page itself reported
-            result.problems += seen.problems() or ["the deck never started (reveal.js or MathJax did not load)"]
+        if not _started(page, deck.resolve().as_uri()):
+            result.problems += seen.problems() or [NOT_STARTED]
             return result
-        page.evaluate(_TYPESET)
         page.evaluate("() => Reveal.configure({transition: 'none', backgroundTransition: 'none', controls: false})")
         page.add_style_tag(content=".reveal .fragment { opacity: 1 !important; visibility: inherit !important; }")
         if shots is not None:
@@ -260,12 +270,10 @@ def print_pdf(launched, deck: Path, target: Path | None = None) -> Path:
     """Print ``deck`` from its offline copy, one slide a page at 1280x720, into ``target`` (default: beside it)."""
     target = target or deck.with_name(deck.name.removesuffix(".slides.html") + ".pdf")
     with offline_page(launched) as (page, seen):
-        page.goto(deck.resolve().as_uri() + "?print-pdf")
-        page.wait_for_function("document.body.dataset.deck === 'ready'", timeout=_LOAD_TIMEOUT_MS)
-        page.evaluate(_TYPESET)
+        started = _started(page, deck.resolve().as_uri() + "?print-pdf")
+        if not started or seen.problems():
+            raise RuntimeError(f"{deck.name} cannot be printed offline: {'; '.join(seen.problems() or [NOT_STARTED])}")
         page.wait_for_selector(".pdf-page", state="attached", timeout=_LOAD_TIMEOUT_MS)
-        if seen.problems():
-            raise RuntimeError(f"{deck.name} cannot be printed offline: {'; '.join(seen.problems())}")
         page.pdf(path=str(target), width=f"{WIDTH}px", height=f"{HEIGHT}px", print_background=True)
     return target
 

@@ -272,53 +272,66 @@ def build(
             "(make course; UNLEARN_PROFILE=smoke make course takes minutes)"
         )
     built = Built()
-    repository = colab.read_source()
-    for kind in what:
-        folder = out / ("slides" if kind == "decks" else "site")
-        folder.mkdir(parents=True, exist_ok=True)
-        copy_libraries(folder, packages)
-        exporter = _exporter(kind)
-        entries = []
-        for path in chosen:
-            nb, stale = merge(nbformat.read(path, as_version=4), nbformat.read(executed / path.name, as_version=4))
-            if stale:
-                built.stale[path.stem] = stale
-            local_badges(nb)
-            drop_progress(nb)
-            title = title_of(nb, path.stem)
-            if kind == "decks":
-                hide_code(nb)
-                break_headers(nb)
-                target = folder / f"{path.stem}.slides.html"
-                links = []
-            else:
-                drop_notes(nb)
-                target = folder / f"{path.stem}.html"
-                deck = out / "slides" / f"{path.stem}.slides.html"
-                links = [{"href": repository.badge_url(path.name), "label": "Open in Colab"}]
-                if deck.is_file():
-                    links.insert(0, {"href": f"../slides/{deck.name}", "label": "Slides"})
-            body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}, "course_links": links})
-            target.write_text(body, encoding="utf-8")
-            built.files.append(target)
-            pdf = out / "slides" / f"{path.stem}.pdf"
-            entries.append(
-                {
-                    "title": title,
-                    "summary": summary_of(nb),
-                    "page": target.name,
-                    "deck": f"../slides/{path.stem}.slides.html"
-                    if (out / "slides" / f"{path.stem}.slides.html").is_file()
-                    else None,
-                    "pdf": f"../slides/{pdf.name}" if pdf.is_file() else None,
-                    "colab": repository.badge_url(path.name),
-                }
-            )
-        if kind == "site":
-            index = folder / "index.html"
-            index.write_text(_index_page(entries, _run_facts(executed)), encoding="utf-8")
-            built.files.append(index)
+    merged = {}
+    for path in chosen:
+        nb, stale = merge(nbformat.read(path, as_version=4), nbformat.read(executed / path.name, as_version=4))
+        if stale:
+            built.stale[path.stem] = stale
+        local_badges(nb)
+        drop_progress(nb)
+        merged[path.stem] = nb
+    if "decks" in what:
+        built.files += _write_decks(merged, out / "slides", packages)
+    if "site" in what:
+        built.files += _write_site(merged, out, _run_facts(executed), packages)
     return built
+
+
+def _write_decks(merged: dict, folder: Path, packages: Path | None) -> list[Path]:
+    """Each merged notebook as a deck in ``folder``: code hidden but where tagged, long column names breakable."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copy_libraries(folder, packages)
+    exporter, written = _exporter("decks"), []
+    for stem, nb in merged.items():
+        nb = copy.deepcopy(nb)
+        hide_code(nb)
+        break_headers(nb)
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title_of(nb, stem)}})
+        written.append(folder / f"{stem}.slides.html")
+        written[-1].write_text(body, encoding="utf-8")
+    return written
+
+
+def _write_site(merged: dict, out: Path, facts: str, packages: Path | None) -> list[Path]:
+    """Each merged notebook as a page of ``out/site``, without speaker notes, linked to its deck, PDF (those in
+    ``out/slides``) and Colab; and the index page, in teaching order."""
+    folder = out / "site"
+    folder.mkdir(parents=True, exist_ok=True)
+    copy_libraries(folder, packages)
+    exporter, repository, written, entries = _exporter("site"), colab.read_source(), [], []
+    for stem, nb in merged.items():
+        nb = copy.deepcopy(nb)
+        drop_notes(nb)
+        deck, pdf = out / "slides" / f"{stem}.slides.html", out / "slides" / f"{stem}.pdf"
+        entry = {
+            "title": title_of(nb, stem),
+            "summary": summary_of(nb),
+            "page": f"{stem}.html",
+            "deck": f"../slides/{deck.name}" if deck.is_file() else None,
+            "pdf": f"../slides/{pdf.name}" if pdf.is_file() else None,
+            "colab": repository.badge_url(f"{stem}.ipynb"),
+        }
+        links = [{"href": entry["deck"], "label": "Slides"}] if entry["deck"] else []
+        links.append({"href": entry["colab"], "label": "Open in Colab"})
+        body, _ = exporter.from_notebook_node(
+            nb, resources={"metadata": {"name": entry["title"]}, "course_links": links}
+        )
+        written.append(folder / entry["page"])
+        written[-1].write_text(body, encoding="utf-8")
+        entries.append(entry)
+    written.append(folder / "index.html")
+    written[-1].write_text(_index_page(entries, facts), encoding="utf-8")
+    return written
 
 
 def _parser() -> argparse.ArgumentParser:
